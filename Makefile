@@ -1,0 +1,41 @@
+# SynapseNet developer commands. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint typecheck services clean
+
+$(VENV)/.run-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.test-installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@ $(VENV)/.run-installed
+
+## run: install, then serve every service on embedded defaults at http://127.0.0.1:8000
+run: $(VENV)/.run-installed
+	$(BIN)/synapsenet serve
+
+## test: install with test extras, make sure PostgreSQL and Redis are up, lint, type-check, test
+test: $(VENV)/.test-installed services lint typecheck
+	$(BIN)/python -m pytest --cov=synapsenet --cov-report=term-missing:skip-covered \
+		--cov-report=json:coverage.json
+	$(BIN)/python scripts/coverage_gate.py coverage.json
+
+services:
+	bash scripts/ensure-services.sh
+
+lint: $(VENV)/.test-installed
+	$(BIN)/ruff check src tests scripts
+	$(BIN)/ruff format --check src tests scripts
+
+typecheck: $(VENV)/.test-installed
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis coverage.json .coverage

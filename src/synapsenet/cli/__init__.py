@@ -1,0 +1,1 @@
+"""The ``synapsenet`` command line."""

@@ -1,0 +1,1 @@
+"""Platform pieces every service uses: database, events, storage, client, auth."""

@@ -1,0 +1,79 @@
+"""The FastAPI application: every service router under ``/v1``, auth, health and metrics."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+
+from synapsenet import __version__
+from synapsenet.config import Settings, load_settings
+from synapsenet.core.platform import Platform
+from synapsenet.gateway import health, keys
+from synapsenet.gateway.deps import authenticate
+from synapsenet.gateway.middleware import MetricsMiddleware, RequestIdMiddleware
+from synapsenet.gateway.problems import install_problem_handlers
+
+logger = logging.getLogger(__name__)
+
+SERVICE_ROUTERS: tuple[APIRouter, ...] = (keys.router,)
+"""Routers mounted under ``/v1``; each service adds its own here."""
+
+
+def bootstrap_admin_key(platform: Platform) -> None:
+    """On first start with no keys, write an admin key under the data directory."""
+    path = platform.keys.ensure_admin_key(platform.settings.admin_key_path)
+    if path is not None:
+        message = f"Created the first admin API key; it is in {path.resolve()} (mode 0600)."
+        logger.info(message)
+        print(message, flush=True)
+
+
+def create_app(settings: Settings | None = None, *, platform: Platform | None = None) -> FastAPI:
+    """Build the API application.
+
+    Args:
+        settings: Settings to open the platform from (embedded defaults when None); ignored
+            when ``platform`` is given.
+        platform: An already opened platform; the caller then closes it.
+
+    Returns:
+        The application. Its lifespan creates the first admin key if none exists and runs the
+        outbox relay; it closes the platform on shutdown when it opened it.
+
+    Raises:
+        ConfigurationError: When a backend named by the settings is unusable.
+    """
+    owns_platform = platform is None
+    current = platform if platform is not None else Platform.open(settings or load_settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        bootstrap_admin_key(current)
+        current.start()
+        try:
+            yield
+        finally:
+            if owns_platform:
+                current.close()
+            else:
+                current.relay.stop()
+
+    app = FastAPI(
+        title="SynapseNet",
+        version=__version__,
+        summary="Safe model rollouts, versioned training data, and explained predictions.",
+        lifespan=lifespan,
+    )
+    app.state.platform = current
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
+    for router in SERVICE_ROUTERS:
+        v1.include_router(router)
+    app.include_router(v1)
+    app.add_middleware(MetricsMiddleware, registry=current.metrics)
+    app.add_middleware(RequestIdMiddleware)
+    return app

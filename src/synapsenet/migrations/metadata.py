@@ -1,0 +1,10 @@
+"""Imports every module that declares tables, so ``Base.metadata`` is complete.
+
+Migrations and the schema-drift test read the metadata through this module; a service that
+adds tables adds its ``store`` module here.
+"""
+
+from synapsenet.core import auth, outbox
+from synapsenet.core.db import Base
+
+__all__ = ["Base", "auth", "outbox"]

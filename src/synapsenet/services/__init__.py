@@ -1,0 +1,1 @@
+"""The SynapseNet services (A/B testing, data versioning, explainability, ...)."""
