@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -9,7 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import select
 
 from synapsenet.core.db import Database, normalise_url, utcnow
-from synapsenet.core.outbox import ProcessedEvent
+from synapsenet.core.events import Event
+from synapsenet.core.outbox import OutboxRecord, ProcessedEvent, record_event
 from synapsenet.errors import ConfigurationError, UnavailableError
 from synapsenet.migrations.metadata import Base
 
@@ -104,3 +106,25 @@ def test_normalise_url_picks_psycopg(given: str, expected: str) -> None:
 
 def test_utcnow_is_aware() -> None:
     assert utcnow().tzinfo is UTC
+
+
+def test_concurrent_read_check_write_transactions_serialize(db: Database) -> None:
+    """Writers read a counter and write it back + 1 in Python: no update may be lost."""
+    with db.transaction() as session:
+        record_event(session, Event(type="test.counter", source="/tests", id="counter"))
+
+    def increment() -> None:
+        for _ in range(10):
+            with db.transaction(write=True) as session:
+                record = session.scalars(
+                    select(OutboxRecord).where(OutboxRecord.event_id == "counter").with_for_update()
+                ).one()
+                record.attempts = record.attempts + 1
+
+    threads = [threading.Thread(target=increment) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with db.transaction() as session:
+        assert session.scalars(select(OutboxRecord.attempts)).one() == 40

@@ -18,7 +18,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -93,12 +93,22 @@ def normalise_url(url: str) -> str:
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    # Let SQLAlchemy's "begin" event issue BEGIN, so a write transaction can ask for IMMEDIATE.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    mode = connection.get_execution_options().get(_SQLITE_BEGIN, "DEFERRED")
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+_SQLITE_BEGIN = "synapsenet_sqlite_begin"
 
 
 class Database:
@@ -122,6 +132,7 @@ class Database:
         self.engine: Engine = create_engine(self.url, **kwargs)
         if parsed.get_backend_name() == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine, "begin", _sqlite_begin)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
@@ -135,13 +146,22 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, *, write: bool = False) -> Iterator[Session]:
         """Open a session in one transaction: committed on success, rolled back on error.
+
+        Args:
+            write: The transaction reads and then writes state that concurrent writers also
+                change (read-check-write). On SQLite it then takes the write lock up front
+                (``BEGIN IMMEDIATE``), since a deferred transaction that read before another
+                writer committed cannot write at all; PostgreSQL callers lock rows with
+                ``SELECT ... FOR UPDATE`` instead.
 
         Yields:
             The session; everything done through it commits or rolls back together.
         """
         with self._sessions() as session, session.begin():
+            if write and self.dialect == "sqlite":
+                session.connection(execution_options={_SQLITE_BEGIN: "IMMEDIATE"})
             yield session
 
     def session(self) -> Session:

@@ -15,20 +15,19 @@ Delivery is at least once. A handler that raises leaves its entry pending; any c
 group reclaims it with ``XAUTOCLAIM`` once it has been idle for ``claim_idle_ms`` (which must
 therefore exceed the longest handler run), and after ``max_deliveries`` deliveries the entry
 goes to the dead-letter stream.
+
+This module holds the bus itself and re-exports its public companions: the worker of a
+subscription lives in ``_redis_subscription``, and the entry layout, reply parsing, result
+records and parameter checks in ``_redis_streams``.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import secrets
-import socket
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Final, Literal, cast
 
 import redis
@@ -36,196 +35,44 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
+from synapsenet.core._redis_streams import (
+    _OWNER,
+    EVENT_FIELD,
+    TYPE_FIELD,
+    ConsumeResult,
+    StreamDeadLetter,
+    _check_int,
+    _check_seconds,
+    _check_text,
+    _decode_entry,
+    _default_consumer_name,
+    _describe_server,
+    _Fields,
+    _invalid,
+    _Outcome,
+    _redact,
+    _stream_entries,
+)
+from synapsenet.core._redis_subscription import RedisSubscription
 from synapsenet.core.events import Event, EventHandler, type_matches
 from synapsenet.errors import InvalidError, UnavailableError
+
+__all__ = [
+    "EVENT_FIELD",
+    "TYPE_FIELD",
+    "ConsumeResult",
+    "RedisStreamsEventBus",
+    "RedisSubscription",
+    "StartPosition",
+    "StreamDeadLetter",
+]
 
 logger = logging.getLogger(__name__)
 
 StartPosition = Literal["latest", "earliest"]
 """Where a newly created consumer group starts: new events only, or the whole stream."""
 
-EVENT_FIELD: Final = "event"
-TYPE_FIELD: Final = "type"
 _GROUP_START_IDS: Final[dict[str, str]] = {"latest": "$", "earliest": "0"}
-_OWNER: Final = "RedisStreamsEventBus"
-# Pause after a failed worker round, doubled up to the cap while Redis stays unreachable.
-_WORKER_BACKOFF_S: Final = 0.05
-_WORKER_BACKOFF_CAP_S: Final = 5.0
-
-_Fields = dict[str, str]
-_Outcome = Literal["handled", "skipped", "failed", "dead_lettered"]
-
-
-@dataclass(frozen=True, slots=True)
-class ConsumeResult:
-    """What one consuming round did with the entries it took from the stream.
-
-    Attributes:
-        handled: The handler succeeded and the entry was acknowledged.
-        skipped: The event type did not match the pattern; acknowledged without handling.
-        failed: The handler raised; the entry stays pending and will be delivered again.
-        dead_lettered: Moved to the dead-letter stream (too many deliveries, malformed, or
-            deleted from the stream before it was acknowledged).
-        claimed: How many of the entries above were reclaimed from idle consumers.
-    """
-
-    handled: int = 0
-    skipped: int = 0
-    failed: int = 0
-    dead_lettered: int = 0
-    claimed: int = 0
-
-    @property
-    def total(self) -> int:
-        """Entries the round took from the stream, whatever became of them."""
-        return self.handled + self.skipped + self.failed + self.dead_lettered
-
-    def __add__(self, other: ConsumeResult) -> ConsumeResult:
-        return ConsumeResult(
-            handled=self.handled + other.handled,
-            skipped=self.skipped + other.skipped,
-            failed=self.failed + other.failed,
-            dead_lettered=self.dead_lettered + other.dead_lettered,
-            claimed=self.claimed + other.claimed,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class StreamDeadLetter:
-    """One entry of the dead-letter stream.
-
-    Attributes:
-        entry_id: Id of this record in the dead-letter stream.
-        stream_id: Id the entry had in the event stream.
-        group: The consumer group that gave up on it.
-        consumer: The consumer that moved it here.
-        error: Why: the last handler error, or what was wrong with the entry.
-        deliveries: How many times the group had delivered it.
-        type: The entry's ``type`` field ("" when it had none).
-        payload: The entry's raw ``event`` field ("" when it had none or was deleted).
-    """
-
-    entry_id: str
-    stream_id: str
-    group: str
-    consumer: str
-    error: str
-    deliveries: int
-    type: str
-    payload: str
-
-    @property
-    def event(self) -> Event | None:
-        """The dead-lettered event, or ``None`` when the payload is not a valid event."""
-        try:
-            return Event.from_json(self.payload)
-        except (InvalidError, ValueError):
-            return None
-
-
-class RedisSubscription:
-    """A background worker consuming one group's events for one handler.
-
-    Created by :meth:`RedisStreamsEventBus.subscribe`; :meth:`close` stops the worker.
-
-    Attributes:
-        type_pattern: Glob over event types this subscription handles.
-        group: The consumer group.
-        consumer: This worker's consumer name within the group.
-    """
-
-    def __init__(
-        self,
-        bus: RedisStreamsEventBus,
-        type_pattern: str,
-        handler: EventHandler,
-        group: str,
-        consumer: str,
-    ) -> None:
-        self.type_pattern = type_pattern
-        self.handler = handler
-        self.group = group
-        self.consumer = consumer
-        self._bus = bus
-        self._stop = threading.Event()
-        self._close_lock = threading.Lock()
-        self._thread = threading.Thread(
-            target=self._run, name=f"redis-bus:{group}:{consumer}", daemon=True
-        )
-
-    @property
-    def closed(self) -> bool:
-        """Whether :meth:`close` has been called."""
-        return self._stop.is_set()
-
-    @property
-    def running(self) -> bool:
-        """Whether the worker thread is alive."""
-        return self._thread.is_alive()
-
-    def _start(self) -> None:
-        self._thread.start()
-
-    def _run(self) -> None:
-        bus = self._bus
-        # Claiming more often than half the idle threshold finds nothing new.
-        claim_interval_s = bus.claim_idle_ms / 2000
-        next_claim = 0.0
-        backoff = _WORKER_BACKOFF_S
-        while not self._stop.is_set():
-            claim = time.monotonic() >= next_claim
-            try:
-                result = bus.consume_once(
-                    self.type_pattern,
-                    self.handler,
-                    self.group,
-                    consumer=self.consumer,
-                    block_ms=bus.block_ms,
-                    claim=claim,
-                )
-            except Exception:
-                if self._stop.is_set() or bus.closed:
-                    break
-                logger.warning(
-                    "event bus worker %s/%s failed a round; retrying in %.2fs",
-                    self.group,
-                    self.consumer,
-                    backoff,
-                    exc_info=True,
-                )
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, _WORKER_BACKOFF_CAP_S)
-                continue
-            backoff = _WORKER_BACKOFF_S
-            if claim:
-                # A full batch means more idle entries may be waiting: claim again at once.
-                more = result.claimed >= bus.batch_size
-                next_claim = time.monotonic() + (0.0 if more else claim_interval_s)
-
-    def close(self, timeout: float | None = None) -> None:
-        """Stop the worker and wait for it to finish its current round.
-
-        Entries the worker has read but not acknowledged stay pending in the group, and
-        another consumer reclaims them after ``claim_idle_ms``.
-
-        Args:
-            timeout: Seconds to wait for the worker; by default the bus's ``block_ms`` plus
-                its socket timeout. A worker still busy after that (a stuck handler) is left
-                to finish in the background and logged.
-        """
-        with self._close_lock:
-            if self._stop.is_set() and not self._thread.is_alive():
-                return
-            self._stop.set()
-            if self._thread.is_alive() and self._thread is not threading.current_thread():
-                self._thread.join(self._bus._default_join_timeout() if timeout is None else timeout)
-                if self._thread.is_alive():
-                    logger.warning(
-                        "event bus worker %s/%s did not stop in time; left running",
-                        self.group,
-                        self.consumer,
-                    )
-            self._bus._release(self)
 
 
 class RedisStreamsEventBus:
@@ -788,83 +635,3 @@ class RedisStreamsEventBus:
                 f"cannot {action} the event stream {self.stream!r} on Redis at {self._where}: "
                 f"{type(exc).__name__}: {exc}"
             ) from exc
-
-
-def _stream_entries(reply: Any) -> list[tuple[str, _Fields]]:
-    """Flatten an XREADGROUP reply over one stream into its entries.
-
-    RESP2 replies ``[[stream, entries]]``; redis-py shapes RESP3 replies as
-    ``{stream: [entries]}`` with ``entries`` wrapped in one more list (a URL's
-    ``protocol=3`` option overrides ours).
-    """
-    if not reply:
-        return []
-    entries: list[tuple[str, _Fields]] = []
-    if isinstance(reply, dict):
-        for batches in reply.values():
-            for batch in batches:
-                entries.extend(batch)
-    else:
-        for _stream, batch in reply:
-            entries.extend(batch)
-    return entries
-
-
-def _decode_entry(fields: _Fields) -> Event:
-    """Parse an entry's event, checking it against the entry's ``type`` field."""
-    if EVENT_FIELD not in fields:
-        raise InvalidError(f"the entry has no {EVENT_FIELD!r} field")
-    if TYPE_FIELD not in fields:
-        raise InvalidError(f"the entry has no {TYPE_FIELD!r} field")
-    try:
-        event = Event.from_json(fields[EVENT_FIELD])
-    except ValueError as exc:  # json.JSONDecodeError
-        raise InvalidError(f"the event is not JSON: {exc}") from None
-    if event.type != fields[TYPE_FIELD]:
-        raise InvalidError(
-            f"the entry's type {fields[TYPE_FIELD]!r} differs from its event's {event.type!r}"
-        )
-    return event
-
-
-def _default_consumer_name() -> str:
-    return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
-
-
-def _describe_server(client: redis.Redis) -> str:
-    kwargs = client.connection_pool.connection_kwargs
-    if "path" in kwargs:
-        return f"unix:{kwargs['path']}"
-    return f"{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}"
-
-
-def _redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    scheme, sep, rest = url.partition("://")
-    if sep and "@" in rest:
-        credentials, _, host = rest.rpartition("@")
-        user = credentials.partition(":")[0]
-        return f"{scheme}://{user}:***@{host}" if user else f"{scheme}://***@{host}"
-    return url
-
-
-def _invalid(name: str, expected: str, got: object) -> InvalidError:
-    return InvalidError(
-        f"The {name!r} parameter of {_OWNER} must be {expected}. Got {got!r} instead.",
-        field=name,
-    )
-
-
-def _check_int(name: str, value: object, *, minimum: int, or_none: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise _invalid(name, f"an int >= {minimum}" + (" or None" if or_none else ""), value)
-
-
-def _check_text(name: str, value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
-        raise _invalid(name, "a non-empty str", value)
-
-
-def _check_seconds(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
-        raise _invalid(name, "a number of seconds > 0", value)
