@@ -79,6 +79,11 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(
         default=0.5, gt=0, description="How often the outbox relay looks for unsent events."
     )
+    experiment_tick_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often running experiments get guardrail checks, ramps and reweights.",
+    )
 
     @field_validator("event_bus")
     @classmethod

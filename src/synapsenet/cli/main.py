@@ -13,6 +13,7 @@ from rich.table import Table
 
 from synapsenet import __version__
 from synapsenet.cli.errors import reporting_errors
+from synapsenet.cli.experiment import experiment_app
 from synapsenet.config import load_settings
 from synapsenet.core.auth import ApiKeyStore, Role
 from synapsenet.core.db import Database
@@ -31,6 +32,7 @@ db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
+app.add_typer(experiment_app, name="experiment")
 
 
 def _version(value: bool) -> None:

@@ -11,12 +11,12 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 
-from sqlalchemy import String, select
+from sqlalchemy import String, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
 from synapsenet.core.db import Base, Database, UTCDateTime, utcnow
@@ -187,7 +187,7 @@ class ApiKeyStore:
             NotFoundError: No key has that id.
             ConflictError: The key is already revoked.
         """
-        with self.db.transaction() as session:
+        with self.db.transaction(write=True) as session:
             record = session.get(ApiKeyRecord, key_id, with_for_update=True)
             if record is None:
                 raise NotFoundError(f"no API key with id {key_id!r}")
@@ -220,10 +220,17 @@ class ApiKeyStore:
             matches = hmac.compare_digest(presented, stored)
             if record is None or not matches or record.revoked_at is not None:
                 raise UnauthorizedError("unknown or revoked API key")
-            now = utcnow()
-            if record.last_used_at is None or now - record.last_used_at > _LAST_USED_RESOLUTION:
-                record.last_used_at = now
-            return ApiKey.from_record(record)
+            key = ApiKey.from_record(record)
+        now = utcnow()
+        if key.last_used_at is None or now - key.last_used_at > _LAST_USED_RESOLUTION:
+            # A separate write transaction: most requests only read, and a read transaction
+            # that later writes cannot wait for SQLite's lock.
+            with self.db.transaction(write=True) as session:
+                session.execute(
+                    update(ApiKeyRecord).where(ApiKeyRecord.id == key_id).values(last_used_at=now)
+                )
+            key = replace(key, last_used_at=now)
+        return key
 
     def count_active(self) -> int:
         """How many keys can authenticate."""

@@ -261,7 +261,7 @@ class Inbox:
 
         def handle(event: Event) -> None:
             try:
-                with self.db.transaction() as session:
+                with self.db.transaction(write=True) as session:
                     if session.get(ProcessedEvent, (group, event.id)) is not None:
                         return
                     session.add(

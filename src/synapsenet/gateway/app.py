@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, Depends, FastAPI
@@ -11,15 +11,19 @@ from fastapi import APIRouter, Depends, FastAPI
 from synapsenet import __version__
 from synapsenet.config import Settings, load_settings
 from synapsenet.core.platform import Platform
+from synapsenet.core.services import HostedService
 from synapsenet.gateway import health, keys
 from synapsenet.gateway.deps import authenticate
 from synapsenet.gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from synapsenet.gateway.problems import install_problem_handlers
+from synapsenet.services.abtesting.service import ABTestingService
 
 logger = logging.getLogger(__name__)
 
-SERVICE_ROUTERS: tuple[APIRouter, ...] = (keys.router,)
-"""Routers mounted under ``/v1``; each service adds its own here."""
+ServiceFactory = Callable[[Platform], HostedService]
+
+SERVICES: tuple[ServiceFactory, ...] = (ABTestingService,)
+"""The services hosted in this process; each mounts its router under ``/v1``."""
 
 
 def bootstrap_admin_key(platform: Platform) -> None:
@@ -48,14 +52,19 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     """
     owns_platform = platform is None
     current = platform if platform is not None else Platform.open(settings or load_settings())
+    services = {service.name: service for service in (make(current) for make in SERVICES)}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         bootstrap_admin_key(current)
         current.start()
+        for service in services.values():
+            service.start()
         try:
             yield
         finally:
+            for service in services.values():
+                service.stop()
             if owns_platform:
                 current.close()
             else:
@@ -68,11 +77,13 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
         lifespan=lifespan,
     )
     app.state.platform = current
+    app.state.services = services
     install_problem_handlers(app)
     app.include_router(health.router)
     v1 = APIRouter(prefix="/v1", dependencies=[Depends(authenticate)])
-    for router in SERVICE_ROUTERS:
-        v1.include_router(router)
+    v1.include_router(keys.router)
+    for service in services.values():
+        v1.include_router(service.router)
     app.include_router(v1)
     app.add_middleware(MetricsMiddleware, registry=current.metrics)
     app.add_middleware(RequestIdMiddleware)

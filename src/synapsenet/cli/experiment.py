@@ -1,0 +1,351 @@
+"""``synapsenet experiment``: A/B tests and canary rollouts on a running server.
+
+Every command talks to the server through :class:`ABTestingClient`, so it works the same
+against a local ``synapsenet serve`` and a remote deployment. The server is ``--url``
+(``SYNAPSENET_URL``); the key is ``--api-key`` (``SYNAPSENET_API_KEY``), else the admin key
+``synapsenet serve`` wrote under the data directory on its first start.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from pydantic import BaseModel
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from synapsenet.cli import _experiment_views as views
+from synapsenet.cli.errors import reporting_errors
+from synapsenet.config import load_settings
+from synapsenet.errors import InvalidError
+from synapsenet.services.abtesting.client import ABTestingClient
+from synapsenet.services.abtesting.models import ExperimentStatus
+from synapsenet.services.abtesting.schemas import ExperimentPublic
+from synapsenet.services.abtesting.statistics.results import CorrectionMethod
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+experiment_app = typer.Typer(
+    help="A/B tests and canary rollouts (talks to a running server).", no_args_is_help=True
+)
+
+UrlOption = Annotated[str, typer.Option("--url", envvar="SYNAPSENET_URL", help="Server base URL.")]
+ApiKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key",
+        envvar="SYNAPSENET_API_KEY",
+        help="API key; default: the admin key in the data directory.",
+        show_default=False,
+    ),
+]
+IdArgument = Annotated[str, typer.Argument(help="The experiment's id or name.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
+
+
+def _console() -> Console:
+    # Built per command so the terminal width (or COLUMNS) of this invocation applies.
+    return Console(highlight=False)
+
+
+def _api_key(given: str | None) -> str | None:
+    if given:
+        return given
+    path = load_settings().admin_key_path
+    return path.read_text().strip() if path.is_file() else None
+
+
+@contextmanager
+def _client(url: str, api_key: str | None) -> Iterator[ABTestingClient]:
+    """An open client; any SynapseNet error inside becomes one red line and exit 1."""
+    with reporting_errors(), ABTestingClient(url, api_key=_api_key(api_key), timeout=30.0) as c:
+        yield c
+
+
+def _print_json(data: BaseModel | list[Any]) -> None:
+    if isinstance(data, BaseModel):
+        text = data.model_dump_json(indent=2)
+    else:
+        text = json.dumps(
+            [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data], indent=2
+        )
+    # Plain print: Rich would reflow long lines and read brackets as markup.
+    typer.echo(text)
+
+
+def _changed(experiment: ExperimentPublic, what: str) -> None:
+    _console().print(
+        f"Experiment {escape(experiment.name)} ({experiment.id}) {what}; "
+        f"status [bold]{experiment.status.value}[/]."
+    )
+
+
+# ---------------------------------------------------------------------- definition
+
+
+@experiment_app.command("create")
+def create(
+    file: Annotated[
+        Path,
+        typer.Option(
+            "--file", "-f", exists=True, dir_okay=False, help="JSON spec (the API's body)."
+        ),
+    ],
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Create an experiment from a JSON spec; it starts in draft."""
+    with _client(url, api_key) as client:
+        try:
+            spec = json.loads(file.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidError(f"{file} is not valid JSON: {exc}", field="file") from None
+        if not isinstance(spec, dict):
+            raise InvalidError(f"{file} must hold a JSON object", field="file")
+        created = client.create_experiment(spec)
+    _changed(created, "created")
+    views.print_experiment(_console(), created)
+
+
+@experiment_app.command("list")
+def list_experiments(
+    status: Annotated[
+        ExperimentStatus | None, typer.Option(help="Only experiments in this status.")
+    ] = None,
+    model: Annotated[str | None, typer.Option(help="Only experiments on this model.")] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """List experiments, newest first."""
+    with _client(url, api_key) as client:
+        experiments = client.list_experiments(status=status, model_name=model)
+    if as_json:
+        _print_json(list(experiments))
+        return
+    console = _console()
+    if not experiments:
+        console.print("No experiments.")
+        return
+    table = Table("name", "model", "status", "strategy", "allocation", "created")
+    table.add_column("id", no_wrap=True, min_width=16)
+    for e in experiments:
+        table.add_row(
+            escape(e.name),
+            escape(e.model_name),
+            views.status_text(e.status),
+            e.strategy.value,
+            views.allocation_text(e),
+            views.when(e.created_at),
+            e.id,
+        )
+    console.print(table)
+
+
+@experiment_app.command("show")
+def show(
+    experiment_id: IdArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show an experiment: variants, metrics, ramp and current allocation."""
+    with _client(url, api_key) as client:
+        experiment = client.get_experiment(experiment_id)
+    if as_json:
+        _print_json(experiment)
+        return
+    views.print_experiment(_console(), experiment)
+
+
+# ---------------------------------------------------------------------- lifecycle
+
+
+@experiment_app.command("start")
+def start(
+    experiment_id: IdArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
+) -> None:
+    """Start a draft experiment: traffic starts flowing."""
+    with _client(url, api_key) as client:
+        _changed(client.start(experiment_id), "started")
+
+
+@experiment_app.command("pause")
+def pause(
+    experiment_id: IdArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
+) -> None:
+    """Pause a running experiment: every unit gets the control."""
+    with _client(url, api_key) as client:
+        _changed(client.pause(experiment_id), "paused")
+
+
+@experiment_app.command("resume")
+def resume(
+    experiment_id: IdArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
+) -> None:
+    """Resume a paused experiment."""
+    with _client(url, api_key) as client:
+        _changed(client.resume(experiment_id), "resumed")
+
+
+@experiment_app.command("stop")
+def stop(
+    experiment_id: IdArgument,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Stop without a winner; all traffic returns to the control."""
+    with _client(url, api_key) as client:
+        _changed(client.stop(experiment_id, reason=reason), "stopped")
+
+
+@experiment_app.command("complete")
+def complete(
+    experiment_id: IdArgument,
+    winner: Annotated[
+        str | None, typer.Option(help="Winning variant; its model version is promoted.")
+    ] = None,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Complete an experiment, optionally naming the winner."""
+    with _client(url, api_key) as client:
+        completed = client.complete(experiment_id, winner=winner)
+    _changed(completed, f"completed (winner: {escape(winner)})" if winner else "completed")
+
+
+@experiment_app.command("rollback")
+def rollback(
+    experiment_id: IdArgument,
+    reason: Annotated[str, typer.Option(help="Why; recorded in the decision log.")],
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Roll back by hand: all traffic to the control, recorded with the reason."""
+    with _client(url, api_key) as client:
+        _changed(client.rollback(experiment_id, reason=reason), "rolled back")
+
+
+# ---------------------------------------------------------------------- ramps
+
+
+@experiment_app.command("ramp")
+def ramp(
+    experiment_id: IdArgument,
+    force: Annotated[
+        bool, typer.Option("--force", help="Advance even if the step's minimums are unmet.")
+    ] = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Advance a ramp to its next step when its minimums are met (or with --force)."""
+    with _client(url, api_key) as client:
+        decision = client.ramp(experiment_id, force=force)
+    _console().print(views.ramp_text(decision))
+
+
+@experiment_app.command("hold")
+def hold(
+    experiment_id: IdArgument,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Hold a ramp at its current step."""
+    with _client(url, api_key) as client:
+        _changed(client.hold(experiment_id, reason=reason), "ramp held")
+
+
+@experiment_app.command("release")
+def release(
+    experiment_id: IdArgument,
+    reason: Annotated[str, typer.Option(help="Why, for the record.")] = "",
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Release a held ramp."""
+    with _client(url, api_key) as client:
+        _changed(client.release(experiment_id, reason=reason), "ramp released")
+
+
+# ---------------------------------------------------------------------- routing and reading
+
+
+@experiment_app.command("assign")
+def assign(
+    experiment_id: IdArgument,
+    unit_id: Annotated[str, typer.Argument(help="The unit (user, request) to route.")],
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Show the variant a unit gets."""
+    with _client(url, api_key) as client:
+        assignment = client.assign(experiment_id, unit_id)
+    note = "" if assignment.in_experiment else " (outside the running experiment: control)"
+    _console().print(
+        f"{escape(unit_id)} -> [bold]{escape(assignment.variant)}[/] "
+        f"(model version {escape(assignment.model_version)}){note}"
+    )
+
+
+@experiment_app.command("results")
+def results(
+    experiment_id: IdArgument,
+    fixed_horizon: Annotated[
+        bool,
+        typer.Option("--fixed-horizon", help="Classic tests, valid at one planned look only."),
+    ] = False,
+    correction: Annotated[
+        CorrectionMethod, typer.Option(help="Multiple-testing correction.")
+    ] = CorrectionMethod.HOLM,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Results: every metric of every treatment against the control, lifts and p-values."""
+    with _client(url, api_key) as client:
+        page = client.results(experiment_id, sequential=not fixed_horizon, correction=correction)
+    if as_json:
+        _print_json(page)
+        return
+    views.print_results(_console(), page)
+
+
+@experiment_app.command("decisions")
+def decisions(
+    experiment_id: IdArgument,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 50,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """The decision log: rollbacks, guardrail checks, ramps, reweights."""
+    with _client(url, api_key) as client:
+        log = client.decisions(experiment_id, limit=limit)
+    if as_json:
+        _print_json(list(log))
+        return
+    views.print_decisions(_console(), log)
+
+
+@experiment_app.command("check")
+def check(
+    experiment_id: IdArgument,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Check now: guardrails (may roll back), then advance the ramp or reweight the bandit."""
+    with _client(url, api_key) as client:
+        report = client.check(experiment_id)
+    if as_json:
+        _print_json(report)
+        return
+    views.print_tick(_console(), report)
