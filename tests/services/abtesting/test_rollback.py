@@ -5,7 +5,6 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from itertools import count
-from typing import Any
 
 import numpy as np
 import pytest
@@ -27,8 +26,10 @@ from synapsenet.services.abtesting.models import (
 )
 from synapsenet.services.abtesting.rollback import (
     AutoRollbackManager,
+    GuardrailCheck,
     GuardrailStatus,
     RollbackAction,
+    RollbackDecision,
     evaluate_guardrail,
 )
 from synapsenet.services.abtesting.statistics.analyzer import StatisticalAnalyzer
@@ -313,7 +314,9 @@ def test_errors_appearing_over_an_error_free_control_are_tested_absolutely(
 class _RacingManager(AutoRollbackManager):
     """An operator stops the experiment while the check is deciding."""
 
-    def _decide(self, experiment: Experiment, checks: Any, now: datetime) -> Any:
+    def _decide(
+        self, experiment: Experiment, checks: tuple[GuardrailCheck, ...], now: datetime
+    ) -> RollbackDecision:
         decision = super()._decide(experiment, checks, now)
         self.engine.stop(experiment.id, reason="operator")
         return decision

@@ -308,9 +308,8 @@ class AutoRollbackManager:
                 updated.append(_with_streak(check, state.consecutive_breaches))
         return tuple(updated)
 
-    @staticmethod
     def _decide(
-        experiment: Experiment, checks: tuple[GuardrailCheck, ...], now: datetime
+        self, experiment: Experiment, checks: tuple[GuardrailCheck, ...], now: datetime
     ) -> RollbackDecision:
         needed = experiment.spec.rollback_policy.consecutive_breaches
         breaches = [c for c in checks if c.status is GuardrailStatus.BREACH]
