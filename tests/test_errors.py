@@ -6,14 +6,27 @@ from synapsenet.errors import (
     ERRORS_BY_CODE,
     ConfigurationError,
     ConflictError,
+    ForbiddenError,
     InvalidError,
     NotFoundError,
     SynapseNetError,
+    UnauthorizedError,
+    UnavailableError,
     error_from_problem,
 )
 
+GENERIC = [
+    SynapseNetError,
+    InvalidError,
+    NotFoundError,
+    ConflictError,
+    UnauthorizedError,
+    ForbiddenError,
+    UnavailableError,
+]
 
-@pytest.mark.parametrize("cls", [ERRORS_BY_CODE[code] for code in sorted(ERRORS_BY_CODE)])
+
+@pytest.mark.parametrize("cls", GENERIC)
 def test_every_error_round_trips_through_its_problem_document(
     cls: type[SynapseNetError],
 ) -> None:
@@ -56,3 +69,25 @@ def test_configuration_error_names_the_setting() -> None:
     error = ConfigurationError("SYNAPSENET_PORT", "must be a number")
     assert str(error) == "SYNAPSENET_PORT: must be a number"
     assert error.setting == "SYNAPSENET_PORT"
+
+
+class _QuotaError(ConflictError):
+    code = "test-quota"
+    title = "Quota exceeded"
+
+    def __init__(self, team: str) -> None:
+        super().__init__(f"team {team} is over its quota", team=team)
+
+
+def test_a_service_error_registers_itself_and_maps_back() -> None:
+    assert ERRORS_BY_CODE["test-quota"] is _QuotaError
+    problem = _QuotaError("ml-platform").to_problem()
+    rebuilt = error_from_problem(problem, 409)
+    assert type(rebuilt) is _QuotaError
+    assert rebuilt.detail == "team ml-platform is over its quota"
+    assert rebuilt.extra == {"team": "ml-platform"}
+
+
+def test_an_internal_error_maps_back_to_the_base_class() -> None:
+    rebuilt = error_from_problem({"type": "urn:synapsenet:problem:unknown-code"}, 500)
+    assert type(rebuilt) is SynapseNetError

@@ -11,6 +11,13 @@ from typing import Any, ClassVar
 
 PROBLEM_TYPE_PREFIX = "urn:synapsenet:problem:"
 
+ERRORS_BY_CODE: dict[str, type[SynapseNetError]] = {}
+"""Error classes by problem code, used to map a problem document back to an exception.
+
+Every subclass that declares its own ``code`` registers itself here when it is defined, so
+a service's errors (declared next to the code that raises them) map back too.
+"""
+
 
 class SynapseNetError(Exception):
     """Base class of every error SynapseNet raises on purpose.
@@ -23,6 +30,11 @@ class SynapseNetError(Exception):
     status: ClassVar[int] = 500
     code: ClassVar[str] = "internal"
     title: ClassVar[str] = "Internal error"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "code" in cls.__dict__:
+            ERRORS_BY_CODE.setdefault(cls.code, cls)
 
     def __init__(self, detail: str, **extra: Any) -> None:
         super().__init__(detail)
@@ -123,8 +135,10 @@ class ConfigurationError(SynapseNetError):
         self.setting = setting
 
 
-ERRORS_BY_CODE: dict[str, type[SynapseNetError]] = {
-    cls.code: cls
+ERRORS_BY_CODE.setdefault(SynapseNetError.code, SynapseNetError)
+
+_BY_STATUS: dict[int, type[SynapseNetError]] = {
+    cls.status: cls
     for cls in (
         SynapseNetError,
         InvalidError,
@@ -135,7 +149,11 @@ ERRORS_BY_CODE: dict[str, type[SynapseNetError]] = {
         UnavailableError,
     )
 }
-"""Error classes by problem code, used to map a problem document back to an exception."""
+
+
+def error_for_status(status: int) -> type[SynapseNetError]:
+    """The generic error class of an HTTP status (the base class for unknown statuses)."""
+    return _BY_STATUS.get(status, SynapseNetError)
 
 
 def error_from_problem(problem: dict[str, Any], status: int) -> SynapseNetError:
@@ -153,7 +171,7 @@ def error_from_problem(problem: dict[str, Any], status: int) -> SynapseNetError:
     code = problem_type.removeprefix(PROBLEM_TYPE_PREFIX)
     cls = ERRORS_BY_CODE.get(code) if problem_type.startswith(PROBLEM_TYPE_PREFIX) else None
     if cls is None:
-        cls = next((c for c in ERRORS_BY_CODE.values() if c.status == status), SynapseNetError)
+        cls = error_for_status(status)
     detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
     reserved = {"type", "title", "status", "detail", "instance"}
     extra = {k: v for k, v in problem.items() if k not in reserved}

@@ -149,3 +149,32 @@ def test_failed_bootstrap_leaves_no_key_file(db: Database, tmp_path: Path) -> No
         _FailingKeyStore(db).ensure_admin_key(path)
     assert not path.exists()
     assert ApiKeyStore(db).ensure_admin_key(path) == path
+
+
+def test_verified_keys_are_cached_but_revocation_is_immediate(db: Database) -> None:
+    keys = ApiKeyStore(db, cache_seconds=60)
+    created = keys.create("operator")
+    first = keys.authenticate(created.token)
+    assert keys.authenticate(created.token) is first  # served from the cache
+    keys.revoke(created.key.id)
+    with pytest.raises(UnauthorizedError):
+        keys.authenticate(created.token)
+
+
+def test_a_cached_key_still_needs_the_right_secret(db: Database) -> None:
+    keys = ApiKeyStore(db, cache_seconds=60)
+    created = keys.create("operator")
+    keys.authenticate(created.token)
+    key_id, secret = parse_token(created.token)
+    with pytest.raises(UnauthorizedError):
+        keys.authenticate(f"snk_{key_id}_{secret[:-1]}x")
+
+
+def test_revocation_elsewhere_applies_once_the_cache_expires(db: Database) -> None:
+    here = ApiKeyStore(db, cache_seconds=0)
+    elsewhere = ApiKeyStore(db)
+    created = here.create("viewer")
+    here.authenticate(created.token)
+    elsewhere.revoke(created.key.id)
+    with pytest.raises(UnauthorizedError):
+        here.authenticate(created.token)

@@ -12,6 +12,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from synapsenet import __version__
+from synapsenet.cli.data import data_app
 from synapsenet.cli.errors import reporting_errors
 from synapsenet.cli.experiment import experiment_app
 from synapsenet.config import load_settings
@@ -33,6 +34,7 @@ keys_app = typer.Typer(help="API keys (shown once, stored hashed).", no_args_is_
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(experiment_app, name="experiment")
+app.add_typer(data_app, name="data")
 
 
 def _version(value: bool) -> None:

@@ -11,6 +11,8 @@ import hashlib
 import hmac
 import os
 import secrets
+import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -127,12 +129,20 @@ def parse_token(token: str) -> tuple[str, str]:
 class ApiKeyStore:
     """Creates, lists, revokes and checks API keys.
 
+    Verified keys are remembered for ``cache_seconds`` so that a request does not read the
+    database to authenticate; a revocation through this store takes effect at once, one
+    made by another process within ``cache_seconds``.
+
     Args:
         db: The database holding ``core_api_keys``.
+        cache_seconds: How long a verified key is trusted without a database read (0: never).
     """
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, cache_seconds: float = 5.0) -> None:
         self.db = db
+        self.cache_seconds = cache_seconds
+        self._verified: dict[tuple[str, str], tuple[float, ApiKey]] = {}
+        self._lock = threading.Lock()
 
     def create(self, role: Role | str, name: str = "") -> CreatedKey:
         """Create a key; the returned token is shown once and never stored.
@@ -194,6 +204,9 @@ class ApiKeyStore:
             if record.revoked_at is not None:
                 raise ConflictError(f"API key {key_id!r} is already revoked")
             record.revoked_at = utcnow()
+            with self._lock:
+                for cached_key in [k for k in self._verified if k[0] == key_id]:
+                    del self._verified[cached_key]
             record_event(
                 session,
                 Event(
@@ -214,6 +227,11 @@ class ApiKeyStore:
         """
         key_id, secret = parse_token(token)
         presented = _digest(secret)
+        now_mono = time.monotonic()
+        with self._lock:
+            cached = self._verified.get((key_id, presented))
+        if cached is not None and cached[0] > now_mono:
+            return cached[1]
         with self.db.transaction() as session:
             record = session.get(ApiKeyRecord, key_id)
             stored = record.secret_digest if record is not None else _digest("")
@@ -230,6 +248,9 @@ class ApiKeyStore:
                     update(ApiKeyRecord).where(ApiKeyRecord.id == key_id).values(last_used_at=now)
                 )
             key = replace(key, last_used_at=now)
+        if self.cache_seconds > 0:
+            with self._lock:
+                self._verified[(key_id, presented)] = (now_mono + self.cache_seconds, key)
         return key
 
     def count_active(self) -> int:

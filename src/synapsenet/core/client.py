@@ -31,10 +31,10 @@ import httpx
 
 from synapsenet.core.circuit import CircuitBreaker
 from synapsenet.errors import (
-    ERRORS_BY_CODE,
     InvalidError,
     SynapseNetError,
     UnavailableError,
+    error_for_status,
     error_from_problem,
 )
 
@@ -433,10 +433,7 @@ def _error_from_response(response: httpx.Response) -> SynapseNetError:
             problem = None
         if isinstance(problem, dict):
             return error_from_problem(problem, status)
-    cls = next(
-        (c for c in ERRORS_BY_CODE.values() if c.status == status and c is not SynapseNetError),
-        SynapseNetError,
-    )
+    cls = error_for_status(status)
     request = response.request
     detail = f"{request.method} {request.url} returned HTTP {status} {response.reason_phrase}"
     body = response.text.strip()

@@ -17,12 +17,13 @@ from synapsenet.gateway.deps import authenticate
 from synapsenet.gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from synapsenet.gateway.problems import install_problem_handlers
 from synapsenet.services.abtesting.service import ABTestingService
+from synapsenet.services.dataversion.service import DataVersionService
 
 logger = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[Platform], HostedService]
 
-SERVICES: tuple[ServiceFactory, ...] = (ABTestingService,)
+SERVICES: tuple[ServiceFactory, ...] = (ABTestingService, DataVersionService)
 """The services hosted in this process; each mounts its router under ``/v1``."""
 
 

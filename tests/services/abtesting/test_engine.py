@@ -338,3 +338,35 @@ def test_concurrent_ingestion_counts_every_event_once(
     with db.transaction() as session:
         (aggregate,) = load_metric_aggregates(session, experiment.id)
     assert aggregate.outcome.n == 75
+
+
+def test_concurrent_batches_in_any_arm_order_never_deadlock(engine: ABTestingEngine) -> None:
+    experiment = engine.start(engine.create(canary_spec()).id)
+    errors: list[BaseException] = []
+
+    def ingest(worker: int) -> None:
+        arms = ["control", "canary"] if worker % 2 else ["canary", "control"]
+        for batch in range(8):
+            observations = [
+                obs(f"w{worker}-b{batch}-{arm}-{i}", arm, metric, 1)
+                for arm in arms
+                for metric in (None, "conversion", "error")
+                for i in range(5)
+            ]
+            try:
+                engine.ingest(experiment.id, observations, batch_id=f"w{worker}-b{batch}")
+            except BaseException as exc:
+                errors.append(exc)
+
+    threads = [threading.Thread(target=ingest, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    _, aggregates, exposures = engine.statistics(experiment.id)
+    assert {a.metric for a in aggregates} == {"conversion", "error"}
+    assert {name: count for name, (count, _) in exposures.items()} == {
+        "control": 160,
+        "canary": 160,
+    }

@@ -261,7 +261,8 @@ def claim_keys(session: Session, experiment_id: str, keys: Iterable[str]) -> set
     A concurrent transaction inserting the same key blocks on it until the other commits,
     then finds it taken: each key is claimed by exactly one transaction.
     """
-    unique = list(dict.fromkeys(keys))
+    # Sorted, so concurrent claims of overlapping keys wait on each other in one order.
+    unique = sorted(set(keys))
     if not unique:
         return set()
     table = IngestedKeyRecord.__table__
@@ -280,7 +281,8 @@ def add_metric_deltas(
 ) -> None:
     """Fold per (variant, metric) deltas into the stored statistics with atomic upserts."""
     table = MetricStatsRecord.__table__
-    for (variant, metric), delta in deltas.items():
+    # Sorted, so concurrent batches lock the same rows in the same order (no deadlock).
+    for (variant, metric), delta in sorted(deltas.items()):
         values = {
             "experiment_id": experiment_id,
             "variant": variant,
@@ -315,7 +317,7 @@ def add_exposures(
 ) -> None:
     """Add exposure counts per variant with atomic upserts."""
     table = ExposureRecord.__table__
-    for variant, count in counts.items():
+    for variant, count in sorted(counts.items()):
         statement = _insert(session, table).values(
             experiment_id=experiment_id, variant=variant, count=count, updated_at=now
         )

@@ -1,0 +1,603 @@
+"""Tests of the chunk store: dedup, codecs, verification, whole files and the sweep.
+
+Every store-facing test runs on both backends: a local directory and a real S3-compatible
+server (moto, started by the fixtures).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import threading
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO, cast
+
+import blake3
+import pytest
+import zstandard
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from synapsenet.core.storage import LocalObjectStore, ObjectData, ObjectInfo, ObjectStore
+from synapsenet.errors import InvalidError, NotFoundError, UnavailableError
+from synapsenet.services.dataversion.chunking import (
+    MAX_CHUNK_SIZE,
+    ChunkingParams,
+    MiB,
+    chunk_address,
+    chunk_bytes,
+    chunk_key,
+)
+from synapsenet.services.dataversion.chunks import (
+    ChunkRef,
+    ChunkStore,
+    CorruptDataError,
+    FileEntry,
+    SweepReport,
+    validate_path,
+)
+from tests.services.dataversion.test_chunking import (
+    EMPTY_BLAKE3,
+    SMALL,
+    GeneratedStream,
+    random_bytes,
+)
+
+# Chunks of a few KiB: enough of them per file to test order, few enough for S3 round trips.
+MEDIUM = ChunkingParams(min_size=1024, avg_size=4096, max_size=16_384)
+TEXT = b"".join(b"%d,user_%d,%d.5\n" % (i, i % 97, i * 3) for i in range(20_000))
+HOUR = timedelta(hours=1)
+
+
+@pytest.fixture(params=["local", "s3"])
+def object_store(request: pytest.FixtureRequest) -> ObjectStore:
+    """Each backend in turn."""
+    return cast(ObjectStore, request.getfixturevalue(f"{request.param}_store"))
+
+
+class RecordingStore:
+    """Delegates to a real store, counting puts and optionally faking times or failures."""
+
+    def __init__(self, inner: ObjectStore) -> None:
+        self.inner = inner
+        self.puts: list[str] = []
+        self.gets = 0
+        self.modified: dict[str, datetime] = {}
+        self.vanished: set[str] = set()
+        self.fail_after: int | None = None
+        self._lock = threading.Lock()
+
+    def put(self, key: str, data: ObjectData) -> ObjectInfo:
+        with self._lock:
+            if self.fail_after is not None and len(self.puts) >= self.fail_after:
+                raise UnavailableError("The disk is full.")
+            self.puts.append(key)
+        return self.inner.put(key, data)
+
+    def get(self, key: str) -> bytes:
+        with self._lock:
+            self.gets += 1
+        return self.inner.get(key)
+
+    def iter_chunks(self, key: str, chunk_size: int = MiB) -> Iterator[bytes]:
+        return self.inner.iter_chunks(key, chunk_size)
+
+    def open(self, key: str) -> AbstractContextManager[BinaryIO]:
+        return self.inner.open(key)
+
+    def exists(self, key: str) -> bool:
+        return self.inner.exists(key)
+
+    def stat(self, key: str) -> ObjectInfo:
+        if key in self.vanished:
+            raise NotFoundError(f"Object {key!r} does not exist.")
+        info = self.inner.stat(key)
+        return ObjectInfo(info.key, info.size, self.modified.get(key, info.modified))
+
+    def delete(self, key: str) -> bool:
+        return self.inner.delete(key)
+
+    def list(self, prefix: str = "") -> Iterator[str]:
+        return self.inner.list(prefix)
+
+    def ping(self) -> None:
+        self.inner.ping()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def stored(store: ObjectStore, data: bytes) -> bytes:
+    return store.get(chunk_key(chunk_address(data)))
+
+
+def write(chunks: ChunkStore, data: bytes, path: str = "data/file.bin") -> FileEntry:
+    return chunks.write_stream(path, io.BytesIO(data), params=MEDIUM)
+
+
+# --- values ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "problem"),
+    [
+        ("", "empty"),
+        ("/etc/passwd", "absolute"),
+        ("../secret", "'..' segment"),
+        ("a/../../b", "'..' segment"),
+        ("./a", "'.' segment"),
+        ("a/.", "'.' segment"),
+        ("a//b", "empty segment"),
+        ("a/", "empty segment"),
+        ("a\\b", "backslash"),
+        ("a\x00b", "control character"),
+        ("a\nb", "control character"),
+        ("a\x85b", "control character"),
+        ("a\udc80", "lone surrogate"),
+        ("d/" + "x" * 256, "longer than 255 bytes"),
+        (7, "must be a str"),
+    ],
+)
+def test_unsafe_paths_are_refused_naming_the_path(path: str, problem: str) -> None:
+    with pytest.raises(InvalidError, match="Invalid file path") as caught:
+        validate_path(path)
+    assert problem in caught.value.detail
+    assert caught.value.field == "path"
+
+
+@pytest.mark.parametrize(
+    "path", ["a", "data/train.csv", "é/ü ñ.txt", ".hidden", "..a/b..", "x" * 255]
+)
+def test_safe_relative_paths_are_accepted(path: str) -> None:
+    assert validate_path(path) == path
+
+
+def test_long_invalid_paths_are_shortened_in_the_message() -> None:
+    with pytest.raises(InvalidError) as caught:
+        validate_path("/" + "x" * 1000)
+    assert len(caught.value.detail) < 200
+
+
+def test_chunk_refs_need_an_address_and_a_positive_size() -> None:
+    with pytest.raises(InvalidError, match="BLAKE3"):
+        ChunkRef("nope", 1)
+    with pytest.raises(InvalidError, match="'size' of ChunkRef must be an int >= 1"):
+        ChunkRef(EMPTY_BLAKE3, 0)
+    with pytest.raises(InvalidError, match="'size' of ChunkRef"):
+        ChunkRef(EMPTY_BLAKE3, True)
+
+
+def test_file_entries_check_that_chunk_sizes_add_up() -> None:
+    ref = ChunkRef(EMPTY_BLAKE3, 10)
+    assert FileEntry("a", 20, EMPTY_BLAKE3, (ref, ref)).size == 20
+    with pytest.raises(InvalidError, match="add up to 20 bytes") as caught:
+        FileEntry("a", 21, EMPTY_BLAKE3, (ref, ref))
+    assert caught.value.field == "size"
+    with pytest.raises(InvalidError, match="tuple of ChunkRef"):
+        FileEntry("a", 10, EMPTY_BLAKE3, [ref])  # type: ignore[arg-type]
+    with pytest.raises(InvalidError, match="content_hash"):
+        FileEntry("a", 0, "abc", ())
+    with pytest.raises(InvalidError, match=r"Invalid file path '\.\./a'"):
+        FileEntry("../a", 0, EMPTY_BLAKE3, ())
+
+
+def test_corrupt_data_errors_map_to_a_500_problem_naming_the_object() -> None:
+    error = CorruptDataError("Chunk abc", "its object 'chunks/ab/c' is empty", key="chunks/ab/c")
+    problem = error.to_problem()
+    assert problem["status"] == 500
+    assert problem["type"] == "urn:synapsenet:problem:corrupt-data"
+    assert problem["key"] == "chunks/ab/c"
+    assert error.detail == "Chunk abc is corrupt: its object 'chunks/ab/c' is empty."
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"compression": "lz4"}, "compression"),
+        ({"level": 0}, "level"),
+        ({"level": 23}, "level"),
+        ({"level": True}, "level"),
+        ({"workers": 0}, "workers"),
+        ({"workers": 65}, "workers"),
+        ({"freshen_after": timedelta(seconds=-1)}, "freshen_after"),
+        ({"freshen_after": 3600}, "freshen_after"),
+    ],
+)
+def test_chunk_store_parameters_are_validated(
+    local_store: LocalObjectStore, kwargs: dict[str, object], field: str
+) -> None:
+    with pytest.raises(InvalidError, match="parameter of ChunkStore") as caught:
+        ChunkStore(local_store, **kwargs)  # type: ignore[arg-type]
+    assert caught.value.field == field
+
+
+# --- one chunk ------------------------------------------------------------------------------
+
+
+def test_put_then_get_round_trips_under_the_canonical_key(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    data = random_bytes(5000)
+    ref = chunks.put(data)
+    assert ref == ChunkRef(blake3.blake3(data).hexdigest(), 5000)
+    assert object_store.exists(f"chunks/{ref.address[:2]}/{ref.address[2:]}")
+    assert chunks.get(ref.address) == data
+    assert chunks.exists(ref.address)
+    assert chunks.stat(ref.address).size == 5001  # one codec byte, incompressible payload
+    assert "ChunkStore(" in repr(chunks)
+
+
+def test_work_runs_in_the_calling_thread_only_on_the_local_backend(
+    object_store: ObjectStore,
+) -> None:
+    expected = 1 if isinstance(object_store, LocalObjectStore) else 4
+    assert ChunkStore(object_store).workers == expected
+    assert ChunkStore(object_store, workers=3).workers == 3
+
+
+def test_put_skips_the_upload_of_a_chunk_already_stored(object_store: ObjectStore) -> None:
+    recording = RecordingStore(object_store)
+    chunks = ChunkStore(recording)
+    assert chunks.put(b"same bytes") == chunks.put(bytearray(b"same bytes"))
+    assert len(recording.puts) == 1
+    never_freshen = ChunkStore(recording, freshen_after=None)
+    never_freshen.put(b"same bytes")
+    assert len(recording.puts) == 1
+
+
+def test_put_rewrites_an_existing_chunk_last_written_too_long_ago(
+    object_store: ObjectStore,
+) -> None:
+    recording = RecordingStore(object_store)
+    chunks = ChunkStore(recording, freshen_after=HOUR)
+    ref = chunks.put(b"old chunk")
+    recording.modified[chunk_key(ref.address)] = datetime.now(UTC) - 2 * HOUR
+    chunks.put(b"old chunk")
+    assert len(recording.puts) == 2
+
+
+def test_compressible_chunks_are_stored_as_zstd(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store, level=9)
+    data = TEXT[:200_000]
+    chunks.put(data)
+    blob = stored(object_store, data)
+    assert blob[0] == 1
+    assert len(blob) < len(data) // 3
+    assert zstandard.ZstdDecompressor().decompress(blob[1:]) == data
+    assert chunks.get(chunk_address(data)) == data
+
+
+def test_incompressible_chunks_are_stored_raw(object_store: ObjectStore) -> None:
+    data = random_bytes(70_000)
+    ChunkStore(object_store).put(data)
+    assert stored(object_store, data) == b"\x00" + data
+
+
+def test_compression_none_stores_every_chunk_raw(object_store: ObjectStore) -> None:
+    data = TEXT[:50_000]
+    chunks = ChunkStore(object_store, compression="none")
+    chunks.put(data)
+    assert stored(object_store, data) == b"\x00" + data
+    assert ChunkStore(object_store).get(chunk_address(data)) == data
+
+
+def test_put_refuses_empty_and_oversized_chunks(local_store: LocalObjectStore) -> None:
+    chunks = ChunkStore(local_store)
+    with pytest.raises(InvalidError, match="1 to 16777216 bytes"):
+        chunks.put(b"")
+    with pytest.raises(InvalidError, match="1 to 16777216 bytes"):
+        chunks.put(bytes(MAX_CHUNK_SIZE + 1))
+
+
+def test_get_of_a_missing_chunk_raises_not_found(object_store: ObjectStore) -> None:
+    with pytest.raises(NotFoundError):
+        ChunkStore(object_store).get(EMPTY_BLAKE3)
+    with pytest.raises(InvalidError):
+        ChunkStore(object_store).get("../../etc/passwd")
+
+
+def corrupt_cases() -> list[tuple[str, bytes, str]]:
+    raw = CORRUPTED[1:]
+    frame = zstandard.ZstdCompressor(write_content_size=True).compress(raw)
+    zstd_flipped = bytearray(b"\x01" + frame)
+    zstd_flipped[len(zstd_flipped) // 2] ^= 0xFF
+    bomb = zstandard.ZstdCompressor(write_content_size=True).compress(bytes(MAX_CHUNK_SIZE + 1))
+    no_size = zstandard.ZstdCompressor(write_content_size=False).compress(raw)
+    other = zstandard.ZstdCompressor().compress(raw + b"!")
+    return [
+        ("raw byte flipped", FLIPPED, "whose BLAKE3 is"),
+        ("raw truncated", CORRUPTED[:-10], "decodes to 29990 bytes"),
+        ("unknown codec", b"\x07" + raw, "unknown codec byte 0x07"),
+        ("zstd byte flipped", bytes(zstd_flipped), "its object"),
+        ("zstd truncated", b"\x01" + frame[:-7], "not a valid zstd frame"),
+        ("zstd garbage", b"\x01not a frame at all", "not a valid zstd frame"),
+        ("zstd bomb", b"\x01" + bomb, "declaring 16777217 bytes"),
+        ("zstd without size", b"\x01" + no_size, "declaring -1 bytes"),
+        ("zstd other content", b"\x01" + other, "whose BLAKE3 is"),
+        ("empty", b"", "is empty"),
+    ]
+
+
+CORRUPTED = b"\x00" + TEXT[:30_000]
+FLIPPED = CORRUPTED[:1000] + bytes([CORRUPTED[1000] ^ 0x01]) + CORRUPTED[1001:]
+
+
+def assert_corrupt_on_get(store: ObjectStore, blob: bytes, problem: str) -> None:
+    address = chunk_address(CORRUPTED[1:])
+    key = chunk_key(address)
+    store.put(key, blob)
+    with pytest.raises(CorruptDataError, match=problem) as caught:
+        ChunkStore(store).get(address)
+    assert address in caught.value.detail
+    assert key in caught.value.detail
+    assert caught.value.extra == {"address": address, "key": key}
+
+
+@pytest.mark.parametrize(
+    ("blob", "problem"), [pytest.param(b, p, id=case) for case, b, p in corrupt_cases()]
+)
+def test_damaged_chunk_objects_raise_corrupt_data(
+    local_store: LocalObjectStore, blob: bytes, problem: str
+) -> None:
+    assert_corrupt_on_get(local_store, blob, problem)
+
+
+def test_flipped_truncated_and_unknown_objects_are_caught_on_both_backends(
+    object_store: ObjectStore,
+) -> None:
+    for _case, blob, problem in corrupt_cases()[:3]:
+        assert_corrupt_on_get(object_store, blob, problem)
+
+
+def test_stat_exists_delete_and_listing(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    refs = [chunks.put(bytes([n]) * 100) for n in range(5)]
+    object_store.put("chunks/zz/not-a-chunk", b"x")
+    object_store.put("manifests/other", b"x")
+    assert list(chunks.iter_addresses()) == sorted(ref.address for ref in refs)
+    assert chunks.delete(refs[0].address)
+    assert not chunks.delete(refs[0].address)
+    assert not chunks.exists(refs[0].address)
+    with pytest.raises(NotFoundError):
+        chunks.stat(refs[0].address)
+    assert chunks.stat(refs[1].address).modified.tzinfo is not None
+
+
+# --- whole files ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("workers", "compression"), [(1, "zstd"), (4, "none"), (4, "zstd")])
+def test_files_round_trip_byte_for_byte(
+    object_store: ObjectStore, workers: int, compression: str
+) -> None:
+    chunks = ChunkStore(object_store, workers=workers, compression=compression)  # type: ignore[arg-type]
+    data = TEXT[:150_000] + random_bytes(150_000)
+    entry = chunks.write_stream("data/mixed.bin", io.BytesIO(data))
+    assert entry.path == "data/mixed.bin"
+    assert entry.size == len(data)
+    assert entry.content_hash == blake3.blake3(data).hexdigest()
+    assert [ref.size for ref in entry.chunks] == [len(c) for c in chunk_bytes(data)]
+    assert b"".join(chunks.read_stream(entry)) == data
+    assert chunks.verify_entry(entry) == []
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.binary(max_size=30_000), workers=st.sampled_from([1, 3]))
+def test_any_bytes_round_trip_through_the_store(
+    local_store: LocalObjectStore, data: bytes, workers: int
+) -> None:
+    chunks = ChunkStore(local_store, workers=workers)
+    entry = chunks.write_stream("f", io.BytesIO(data), params=SMALL)
+    assert entry.size == len(data)
+    assert b"".join(chunks.read_stream(entry)) == data
+
+
+def test_empty_files_have_no_chunks(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    entry = chunks.write_stream("empty.txt", io.BytesIO(b""))
+    assert entry == FileEntry("empty.txt", 0, EMPTY_BLAKE3, ())
+    assert list(chunks.read_stream(entry)) == []
+    assert chunks.verify_entry(entry) == []
+
+
+def test_an_edited_file_stores_only_the_chunks_near_the_edit(object_store: ObjectStore) -> None:
+    recording = RecordingStore(object_store)
+    chunks = ChunkStore(recording)
+    data = random_bytes(2 * MiB, seed=4)
+    first = chunks.write_stream("v.bin", io.BytesIO(data))
+    uploads = len(recording.puts)
+    edited = data[:MiB] + b"edit" + data[MiB:] + b"appended"
+    second = chunks.write_stream("v.bin", io.BytesIO(edited))
+    assert len(recording.puts) - uploads <= 4
+    assert len(first.chunks) > 20
+    assert b"".join(chunks.read_stream(second)) == edited
+
+
+def test_write_reports_progress_per_stored_chunk(local_store: LocalObjectStore) -> None:
+    seen: list[int] = []
+    entry = ChunkStore(local_store).write_stream(
+        "p", io.BytesIO(random_bytes(100_000)), params=MEDIUM, progress=seen.append
+    )
+    assert seen == [ref.size for ref in entry.chunks]
+
+
+def test_an_unsafe_path_is_refused_before_anything_is_read_or_stored(
+    object_store: ObjectStore,
+) -> None:
+    stream = io.BytesIO(b"payload")
+    with pytest.raises(InvalidError, match=r"'\.\.' segment"):
+        ChunkStore(object_store).write_stream("../escape", stream)
+    assert stream.tell() == 0
+    assert list(object_store.list()) == []
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_a_failed_upload_stops_the_write(local_store: LocalObjectStore, workers: int) -> None:
+    recording = RecordingStore(local_store)
+    recording.fail_after = 3
+    with pytest.raises(UnavailableError, match="disk is full"):
+        ChunkStore(recording, workers=workers).write_stream(
+            "f", io.BytesIO(random_bytes(100_000)), params=MEDIUM
+        )
+    assert len(list(local_store.list())) == 3
+
+
+@pytest.mark.parametrize("workers", [1, 4])
+def test_writing_64_mib_keeps_memory_bounded(local_store: LocalObjectStore, workers: int) -> None:
+    chunks = ChunkStore(local_store, compression="none", workers=workers)
+    tracemalloc.start()
+    try:
+        entry = chunks.write_stream("big.bin", cast(BinaryIO, GeneratedStream(64 * MiB)))
+        _, write_peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        read = sum(len(block) for block in chunks.read_stream(entry))
+        _, read_peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert entry.size == read == 64 * MiB
+    assert write_peak < 8 * MiB  # measured: 1.2 MiB (1 worker), 2.1 MiB (4 workers)
+    assert read_peak < 8 * MiB
+
+
+def damage(store: ObjectStore, address: str) -> None:
+    key = chunk_key(address)
+    blob = bytearray(store.get(key))
+    blob[-1] ^= 0x01
+    store.put(key, bytes(blob))
+
+
+def test_reading_a_file_with_a_corrupt_chunk_names_the_path(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    entry = write(chunks, random_bytes(20_000))
+    damage(object_store, entry.chunks[2].address)
+    with pytest.raises(CorruptDataError, match=r"File 'data/file\.bin' is corrupt: its chunk 3 of"):
+        b"".join(chunks.read_stream(entry))
+    problems = chunks.verify_entry(entry)
+    assert len(problems) == 1
+    assert problems[0].startswith("data/file.bin: its chunk 3 of")
+    assert entry.chunks[2].address in problems[0]
+
+
+def test_reading_a_file_with_a_missing_chunk_names_the_path(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    entry = write(chunks, random_bytes(20_000))
+    chunks.delete(entry.chunks[0].address)
+    chunks.delete(entry.chunks[-1].address)
+    with pytest.raises(CorruptDataError, match=r"its chunk 1 of .* is missing") as caught:
+        list(chunks.read_stream(entry))
+    assert caught.value.extra == {"path": "data/file.bin"}
+    problems = chunks.verify_entry(entry)
+    assert [p.endswith("is missing") for p in problems] == [True, True]
+
+
+def test_a_wrong_whole_file_hash_is_detected_after_the_last_chunk(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store)
+    entry = write(chunks, random_bytes(20_000))
+    wrong = FileEntry(entry.path, entry.size, EMPTY_BLAKE3, entry.chunks)
+    received: list[bytes] = []
+    with pytest.raises(CorruptDataError, match=f"not the recorded {EMPTY_BLAKE3}"):
+        received.extend(chunks.read_stream(wrong))
+    assert len(received) == len(entry.chunks)
+    assert chunks.verify_entry(wrong) == [
+        f"data/file.bin: its bytes hash to {entry.content_hash}, not the recorded {EMPTY_BLAKE3}"
+    ]
+
+
+def test_a_chunk_whose_size_differs_from_the_manifest_is_reported(
+    local_store: LocalObjectStore,
+) -> None:
+    chunks = ChunkStore(local_store)
+    ref = chunks.put(b"12345")
+    lying = FileEntry("f", 6, EMPTY_BLAKE3, (ChunkRef(ref.address, 6),))
+    assert chunks.verify_entry(lying) == [f"f: its chunk 1 of 1 ({ref.address}) is 5 bytes, not 6"]
+
+
+def test_a_closed_read_stops_fetching_ahead(local_store: LocalObjectStore) -> None:
+    recording = RecordingStore(local_store)
+    chunks = ChunkStore(recording, workers=2)
+    entry = write(chunks, random_bytes(100_000))
+    reader = chunks.read_stream(entry)
+    assert next(reader) == chunks.get(entry.chunks[0].address)
+    reader.close()
+    fetched = recording.gets
+    assert fetched <= 2 * 2 + 2  # the read-ahead window, plus the get above
+    assert fetched < len(entry.chunks)
+    assert list(reader) == []
+    assert recording.gets == fetched
+
+
+# --- sweep ----------------------------------------------------------------------------------
+
+
+def test_sweep_deletes_only_old_unreferenced_chunks(object_store: ObjectStore) -> None:
+    recording = RecordingStore(object_store)
+    chunks = ChunkStore(recording)
+    cutoff = datetime.now(UTC) - HOUR
+    kept, old, recent = (chunks.put(bytes([n]) * 1000) for n in range(3))
+    for ref in (kept, old):
+        recording.modified[chunk_key(ref.address)] = cutoff - HOUR
+    report = chunks.sweep([kept.address], older_than=cutoff)
+    assert report == SweepReport(
+        deleted=1, kept_referenced=1, kept_recent=1, bytes_freed=chunks.stat(kept.address).size
+    )
+    assert sorted(chunks.iter_addresses()) == sorted([kept.address, recent.address])
+
+
+def test_sweep_uses_the_backend_modification_times(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    refs = [chunks.put(bytes([n]) * 100) for n in range(4)]
+    keep = {refs[0].address}
+    past = datetime.now(UTC) - HOUR
+    assert chunks.sweep(keep, older_than=past) == SweepReport(0, 1, 3, 0)
+    future = datetime.now(UTC) + HOUR
+    freed = sum(chunks.stat(ref.address).size for ref in refs[1:])
+    assert chunks.sweep(keep, older_than=future, dry_run=True) == SweepReport(3, 1, 0, freed)
+    assert len(list(chunks.iter_addresses())) == 4
+    assert chunks.sweep(keep, older_than=future) == SweepReport(3, 1, 0, freed)
+    assert list(chunks.iter_addresses()) == [refs[0].address]
+
+
+def test_sweep_skips_chunks_deleted_while_it_runs(local_store: LocalObjectStore) -> None:
+    recording = RecordingStore(local_store)
+    chunks = ChunkStore(recording, workers=1)
+    ref = chunks.put(b"vanishing")
+    recording.vanished.add(chunk_key(ref.address))
+    assert chunks.sweep(set(), older_than=datetime.now(UTC) + HOUR) == SweepReport(0, 0, 0, 0)
+
+
+def test_sweep_refuses_a_naive_cutoff(local_store: LocalObjectStore) -> None:
+    with pytest.raises(InvalidError, match="timezone-aware") as caught:
+        ChunkStore(local_store).sweep([], older_than=datetime.now())
+    assert caught.value.field == "older_than"
+
+
+def test_a_commit_in_flight_survives_a_concurrent_sweep(object_store: ObjectStore) -> None:
+    # The collector takes its cutoff first, then reads the committed references (none yet).
+    chunks = ChunkStore(object_store)
+    cutoff = datetime.now(UTC) - timedelta(seconds=5)
+    referenced: set[str] = set()
+    entry = write(chunks, random_bytes(50_000), "in-flight.bin")  # no version row yet
+    report = chunks.sweep(referenced, older_than=cutoff)
+    assert report.deleted == 0
+    assert chunks.verify_entry(entry) == []
+
+
+@pytest.mark.parametrize(("freshen_after", "survives"), [(HOUR, True), (None, False)])
+def test_reusing_an_old_unreferenced_chunk_freshens_it_against_the_sweep(
+    local_store: LocalObjectStore, freshen_after: timedelta | None, survives: bool
+) -> None:
+    old_data = random_bytes(5000, seed=42)
+    chunks = ChunkStore(local_store, freshen_after=freshen_after)
+    ref = chunks.put(old_data)  # left by a failed commit, or by a version deleted since
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    os.utime(local_store.root / chunk_key(ref.address), (two_days_ago, two_days_ago))
+    cutoff = datetime.now(UTC) - timedelta(days=1)  # the collector, with a one-day grace
+    entry = chunks.write_stream("reuse.bin", io.BytesIO(old_data))  # a new commit reuses it
+    chunks.sweep(set(), older_than=cutoff)  # runs before that commit's version row lands
+    assert (chunks.verify_entry(entry) == []) is survives
