@@ -19,7 +19,8 @@ import math
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -306,6 +307,67 @@ class ServiceClient:
             if response.is_success:
                 return response
             raise _error_from_response(response)
+
+    @contextmanager
+    def stream(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | Iterable[bytes] | None = None,
+        params: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: httpx.Timeout | None = None,
+    ) -> Iterator[httpx.Response]:
+        """Send one request whose body or answer streams (large files); never retried.
+
+        :meth:`request` builds a whole body and reads a whole answer, which a multi-gigabyte
+        file must not be. This keeps the rest: the request id, the circuit breaker, and
+        errors mapped back to their classes.
+
+        Args:
+            method: HTTP method.
+            path: Path relative to ``base_url``.
+            content: The body, as bytes or an iterable of byte blocks (streamed as is).
+            params: Query parameters.
+            headers: Extra headers.
+            timeout: Overrides the client's timeout (e.g. no read timeout for uploads).
+
+        Yields:
+            The 2xx response, its body not yet read; closed when the block ends.
+
+        Raises:
+            SynapseNetError: The peer answered non-2xx.
+            UnavailableError: The peer could not be reached, or its circuit is open.
+        """
+        request_headers = httpx.Headers(headers)
+        if REQUEST_ID_HEADER not in request_headers:
+            request_headers[REQUEST_ID_HEADER] = request_id_var.get() or uuid.uuid4().hex
+        request = self._http.build_request(
+            method.upper(),
+            path,
+            content=content,
+            params=params,
+            headers=request_headers,
+            timeout=timeout if timeout is not None else self._http.timeout,
+        )
+        self.breaker.acquire(target=self.base_url)
+        try:
+            response = self._http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            self.breaker.record_failure()
+            raise UnavailableError(_transport_failure(request, exc, 1, retried=False)) from exc
+        if response.status_code >= 500:
+            self.breaker.record_failure()
+        else:
+            self.breaker.record_success()
+        try:
+            if not response.is_success:
+                response.read()
+                raise _error_from_response(response)
+            yield response
+        finally:
+            response.close()
 
     def get_json(
         self,

@@ -8,10 +8,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import blake3
-import httpx
 
-from synapsenet.core.client import PROBLEM_JSON
-from synapsenet.errors import ERRORS_BY_CODE, InvalidError, SynapseNetError, error_from_problem
+from synapsenet.errors import InvalidError
 from synapsenet.services.dataversion.chunks import validate_path
 
 BLOCK = 1 << 20
@@ -76,19 +74,3 @@ def read_blocks(path: Path, progress: Progress | None) -> Iterator[bytes]:
             yield block
             if progress is not None:
                 progress(len(block))
-
-
-def error_of(response: httpx.Response) -> SynapseNetError:
-    """The exception a non-2xx (already read) response stands for."""
-    status = response.status_code
-    media_type = response.headers.get("Content-Type", "").split(";", 1)[0].strip().lower()
-    if media_type == PROBLEM_JSON:
-        try:
-            problem = response.json()
-        except ValueError:
-            problem = None
-        if isinstance(problem, dict):
-            return error_from_problem(problem, status)
-    cls = next((c for c in ERRORS_BY_CODE.values() if c.status == status), SynapseNetError)
-    request = response.request
-    return cls(f"{request.method} {request.url} returned HTTP {status}: {response.text[:300]}")

@@ -19,8 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,7 +28,7 @@ from urllib.parse import quote
 import blake3
 import httpx
 
-from synapsenet.core.client import REQUEST_ID_HEADER, ServiceClient, request_id_var
+from synapsenet.core.client import ServiceClient
 from synapsenet.errors import (
     ConflictError,
     InvalidError,
@@ -39,7 +38,6 @@ from synapsenet.errors import (
 from synapsenet.services.dataversion._transfer import (
     BLOCK,
     Progress,
-    error_of,
     file_blake3,
     read_blocks,
     write_tar,
@@ -184,7 +182,7 @@ class DataVersionClient(ServiceClient):
         # A commit can take long after the last byte (chunking, schema checks): no read
         # timeout. Not retried: a body stream cannot be replayed.
         timeout = self._http.timeout
-        with self._send(
+        with self.stream(
             "POST",
             self._path(dataset, "versions"),
             content=content,
@@ -362,7 +360,7 @@ class DataVersionClient(ServiceClient):
         url = self._version_path(dataset, ref, "files", quote(path, safe="/"))
         hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
         received = 0
-        with self._send("GET", url) as response:
+        with self.stream("GET", url) as response:
             announced = response.headers.get(BLAKE3_HEADER)
             try:
                 for block in response.iter_bytes(BLOCK):
@@ -509,56 +507,3 @@ class DataVersionClient(ServiceClient):
         """Delete chunks no version references (older than the grace period)."""
         body = {"grace_seconds": grace_seconds, "dry_run": dry_run}
         return GcPublic.model_validate(self.post_json(f"{API_PREFIX}/gc", body))
-
-    # ------------------------------------------------------------------ transport
-
-    @contextmanager
-    def _send(
-        self,
-        method: str,
-        path: str,
-        *,
-        content: bytes | Iterable[bytes] | None = None,
-        params: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-        timeout: httpx.Timeout | None = None,
-    ) -> Iterator[httpx.Response]:
-        """Send one request whose body or answer streams; not retried.
-
-        :meth:`ServiceClient.request` builds a whole body and reads a whole answer, which a
-        multi-gigabyte file must not be. This keeps what matters of it: the request id, the
-        circuit breaker and errors mapped back to their classes.
-
-        Yields:
-            The 2xx response, its body not yet read; closed when the block ends.
-        """
-        request_headers = httpx.Headers(headers)
-        if REQUEST_ID_HEADER not in request_headers:
-            request_headers[REQUEST_ID_HEADER] = request_id_var.get() or os.urandom(16).hex()
-        request = self._http.build_request(
-            method,
-            path,
-            content=content,
-            params=params,
-            headers=request_headers,
-            timeout=timeout if timeout is not None else self._http.timeout,
-        )
-        self.breaker.acquire(target=self.base_url)
-        try:
-            response = self._http.send(request, stream=True)
-        except httpx.TransportError as exc:
-            self.breaker.record_failure()
-            raise UnavailableError(
-                f"{method} {request.url} failed: {type(exc).__name__}: {exc or 'no details'}"
-            ) from exc
-        if response.status_code >= 500:
-            self.breaker.record_failure()
-        else:
-            self.breaker.record_success()
-        try:
-            if not response.is_success:
-                response.read()
-                raise error_of(response)
-            yield response
-        finally:
-            response.close()
