@@ -18,6 +18,7 @@ from synapsenet.config import ENV_PREFIX, Settings
 from synapsenet.core.auth import ApiKeyStore
 from synapsenet.core.db import Database
 from synapsenet.core.events import EventBus, InMemoryEventBus
+from synapsenet.core.jobs import JobRunner
 from synapsenet.core.outbox import Inbox, OutboxRelay
 from synapsenet.core.redis_bus import RedisStreamsEventBus
 from synapsenet.core.storage import ObjectStore, open_object_store
@@ -74,6 +75,7 @@ class Platform:
         relay: Publishes the outbox to the bus (started by :meth:`start`).
         inbox: Makes event consumers idempotent.
         keys: API keys.
+        jobs: Background jobs (batch explanations, replays) with status and progress.
         cache: The shared Redis cache, or None for in-process caching.
         metrics: Prometheus registry of this platform instance.
     """
@@ -85,6 +87,7 @@ class Platform:
     relay: OutboxRelay
     inbox: Inbox
     keys: ApiKeyStore
+    jobs: JobRunner
     cache: redis.Redis | None = None
     metrics: CollectorRegistry = field(default_factory=CollectorRegistry)
     _closers: list[Callable[[], None]] = field(default_factory=list)
@@ -122,6 +125,7 @@ class Platform:
                 close()
             raise
         relay = OutboxRelay(db, bus, poll_seconds=settings.outbox_poll_seconds)
+        jobs = JobRunner(db)
         return cls(
             settings=settings,
             db=db,
@@ -130,12 +134,14 @@ class Platform:
             relay=relay,
             inbox=Inbox(db),
             keys=ApiKeyStore(db),
+            jobs=jobs,
             cache=cache,
             _closers=closers,
         )
 
     def start(self) -> None:
-        """Start background work (the outbox relay)."""
+        """Start background work (the outbox relay); fail jobs a dead process left running."""
+        self.jobs.recover()
         self.relay.start()
 
     def readiness(self) -> dict[str, str]:
@@ -163,6 +169,7 @@ class Platform:
 
     def close(self) -> None:
         """Stop background work and close every backend."""
+        self.jobs.shutdown(wait=True)
         self.relay.stop()
         for close in reversed(self._closers):
             try:

@@ -4,9 +4,9 @@ Migrations and the schema-drift test read the metadata through this module; a se
 adds tables adds its ``store`` module here.
 """
 
-from synapsenet.core import auth, outbox
+from synapsenet.core import auth, jobs, outbox
 from synapsenet.core.db import Base
 from synapsenet.services.abtesting import store as abtesting_store
 from synapsenet.services.dataversion import store as dataversion_store
 
-__all__ = ["Base", "abtesting_store", "auth", "dataversion_store", "outbox"]
+__all__ = ["Base", "abtesting_store", "auth", "dataversion_store", "jobs", "outbox"]
