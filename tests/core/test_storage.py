@@ -668,3 +668,14 @@ def test_open_object_store_from_an_s3_url(s3_settings: Settings, s3_client: S3Cl
         assert raw["Body"].read() == b"{}"
     finally:
         store.close()
+
+
+def test_deferred_sync_groups_puts_and_nests(local_store: LocalObjectStore) -> None:
+    with local_store.deferred_sync():
+        local_store.put("batch/a", b"first")
+        with local_store.deferred_sync():
+            local_store.put("batch/b", b"second")
+        assert local_store.get("batch/b") == b"second"
+    assert sorted(local_store.list("batch/")) == ["batch/a", "batch/b"]
+    local_store.put("after", b"durable at once")
+    assert local_store.get("after") == b"durable at once"

@@ -15,6 +15,7 @@ from synapsenet import __version__
 from synapsenet.cli.data import data_app
 from synapsenet.cli.errors import reporting_errors
 from synapsenet.cli.experiment import experiment_app
+from synapsenet.cli.explain import explain_app
 from synapsenet.config import load_settings
 from synapsenet.core.auth import ApiKeyStore, Role
 from synapsenet.core.db import Database
@@ -35,6 +36,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(data_app, name="data")
+app.add_typer(explain_app, name="explain")
 
 
 def _version(value: bool) -> None:

@@ -306,6 +306,11 @@ class S3ObjectStore:
                     if _key_problem(key) is None:
                         yield key
 
+    @contextmanager
+    def deferred_sync(self) -> Iterator[None]:
+        """S3 acknowledges a put only once it is durable: nothing to defer."""
+        yield
+
     def ping(self) -> None:
         """Check that the endpoint answers and the bucket exists and is accessible."""
         try:

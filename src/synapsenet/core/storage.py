@@ -138,6 +138,15 @@ class ObjectStore(Protocol):
         """
         ...
 
+    def deferred_sync(self) -> AbstractContextManager[None]:
+        """Group this thread's puts so they reach stable storage together, at the end.
+
+        Inside the block a put may return before its bytes are durable; leaving the block
+        without an error makes every one of them durable. Callers use it around many small
+        writes (the chunks of a commit) that are only referenced once the block is left.
+        """
+        ...
+
     def ping(self) -> None:
         """Check that the backend can be used.
 

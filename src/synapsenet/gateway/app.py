@@ -18,12 +18,13 @@ from synapsenet.gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from synapsenet.gateway.problems import install_problem_handlers
 from synapsenet.services.abtesting.service import ABTestingService
 from synapsenet.services.dataversion.service import DataVersionService
+from synapsenet.services.explainability.service import ExplanationService
 
 logger = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[Platform], HostedService]
 
-SERVICES: tuple[ServiceFactory, ...] = (ABTestingService, DataVersionService)
+SERVICES: tuple[ServiceFactory, ...] = (ABTestingService, DataVersionService, ExplanationService)
 """The services hosted in this process; each mounts its router under ``/v1``."""
 
 

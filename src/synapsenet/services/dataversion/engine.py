@@ -238,9 +238,11 @@ class DatasetVersioningEngine:
                     require_compatible(
                         schema, previous, current.compatibility, dataset=current.name
                     )
-            entries = [self._store_file(f, progress) for f in files]
-        manifest = Manifest(tuple(entries), {"dataset": current.name})
-        root = self.manifests.save(manifest)
+            with self.chunks.store.deferred_sync():
+                entries = [self._store_file(f, progress) for f in files]
+                manifest = Manifest(tuple(entries), {"dataset": current.name})
+                root = self.manifests.save(manifest)
+        # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
             current.name,
             expected,
@@ -261,9 +263,12 @@ class DatasetVersioningEngine:
         the recorded one.
         """
         current = self.get_dataset(dataset)
-        with materialize(source, current.format, name=name) as files:
+        with (
+            materialize(source, current.format, name=name) as files,
+            self.chunks.store.deferred_sync(),
+        ):
             entries = [self._store_file(f, None) for f in files]
-        return self.manifests.save(Manifest(tuple(entries), {"dataset": current.name}))
+            return self.manifests.save(Manifest(tuple(entries), {"dataset": current.name}))
 
     def _describe(
         self, dataset: Dataset, files: Sequence[SourceFile]

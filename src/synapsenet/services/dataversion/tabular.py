@@ -163,7 +163,9 @@ def detect_format(path: str | os.PathLike[str], *, require_tabular: bool = False
 
 # --- reading -------------------------------------------------------------------------------
 
-_CSV_BLOCK_SIZE = 16 << 20
+# Blocks are read in parallel, so a few blocks are in memory at once: 4 MiB keeps a commit's
+# statistics pass small whatever the file's size.
+_CSV_BLOCK_SIZE = 4 << 20
 _DEFAULT_BATCH_ROWS = 65_536
 _MESSAGE_LIMIT = 500
 

@@ -1,0 +1,209 @@
+"""XGBoost's and LightGBM's own TreeSHAP (``pred_contribs`` / ``pred_contrib``), reshaped.
+
+Both libraries implement path-dependent TreeSHAP in C++ (shap's TreeExplainer calls them
+for these models too). Their outputs carry the bias in an extra last column and put the
+outputs first; this module turns them into our ``(n, M, K)`` values and ``(n, K)`` bases,
+and reads the raw margins from the same call setup, so values and predictions use the same
+trees (the best iteration for early-stopped XGBoost models, as shap does).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from .models import FloatArray
+
+NativeFamily = Literal["xgboost", "lightgbm"]
+
+
+@dataclass(frozen=True)
+class NativeResult:
+    """Attributions from a library's own TreeSHAP.
+
+    Attributes:
+        values: ``(n, M, K)`` contributions, or ``(n, M, M, K)`` interaction values.
+        base_values: ``(n, K)`` bias column.
+        predictions: ``(n, K)`` raw margins from the same trees.
+    """
+
+    values: FloatArray
+    base_values: FloatArray
+    predictions: FloatArray
+
+
+def _xgboost_booster(model: Any) -> Any:
+    return model.get_booster() if hasattr(model, "get_booster") else model
+
+
+def _xgboost_dmatrix(model: Any, instances: FloatArray) -> Any:
+    import xgboost
+
+    # The scikit-learn wrapper's data settings (missing value marker, threads) must reach
+    # the DMatrix, or a model fitted with missing=-999 reads -999 as a number (shap GH #3313).
+    properties: dict[str, Any] = {}
+    for attribute, keyword in (("missing", "missing"), ("n_jobs", "nthread")):
+        value = getattr(model, attribute, None)
+        if value is not None:
+            properties[keyword] = value
+    return xgboost.DMatrix(instances, **properties)
+
+
+def _xgboost_iterations(booster: Any) -> tuple[int, int]:
+    best = getattr(booster, "best_iteration", None)
+    return (0, 0 if best is None else int(best) + 1)
+
+
+def _bias_last(contributions: FloatArray, n_rows: int) -> tuple[FloatArray, FloatArray]:
+    """``(n, M+1)`` or ``(n, K, M+1)`` -> values ``(n, M, K)`` and bases ``(n, K)``."""
+    if contributions.ndim == 2:
+        contributions = contributions[:, None, :]
+    values = np.ascontiguousarray(np.moveaxis(contributions[:, :, :-1], 1, 2))
+    return values, np.ascontiguousarray(contributions[:, :, -1]).reshape(n_rows, -1)
+
+
+def _as_margins(raw: Any, n_rows: int) -> FloatArray:
+    return np.asarray(raw, dtype=np.float64).reshape(n_rows, -1)
+
+
+def native_contributions(family: NativeFamily, model: Any, instances: FloatArray) -> NativeResult:
+    """Path-dependent TreeSHAP values and raw margins from the model's own library.
+
+    Args:
+        family: ``"xgboost"`` or ``"lightgbm"``.
+        model: The fitted model (scikit-learn API or ``Booster``).
+        instances: ``(n, M)`` float64 instances.
+
+    Returns:
+        Values ``(n, M, K)``, bases and margins ``(n, K)``, all float64.
+    """
+    n_rows = instances.shape[0]
+    if family == "xgboost":
+        booster = _xgboost_booster(model)
+        matrix = _xgboost_dmatrix(model, instances)
+        iterations = _xgboost_iterations(booster)
+        contributions = booster.predict(
+            matrix, pred_contribs=True, iteration_range=iterations, validate_features=False
+        )
+        margins = booster.predict(
+            matrix, output_margin=True, iteration_range=iterations, validate_features=False
+        )
+        values, bases = _bias_last(np.asarray(contributions, dtype=np.float64), n_rows)
+        return NativeResult(values, bases, _as_margins(margins, n_rows))
+    booster = model.booster_ if hasattr(model, "booster_") else model
+    # num_iteration=-1 uses every tree, as shap does; None would pick the best iteration.
+    flat = np.asarray(booster.predict(instances, pred_contrib=True, num_iteration=-1))
+    n_features = instances.shape[1]
+    stacked = flat.reshape(n_rows, flat.shape[1] // (n_features + 1), n_features + 1)
+    values, bases = _bias_last(stacked.astype(np.float64), n_rows)
+    margins = booster.predict(instances, raw_score=True, num_iteration=-1)
+    return NativeResult(values, bases, _as_margins(margins, n_rows))
+
+
+def native_interactions(model: Any, instances: FloatArray) -> NativeResult:
+    """XGBoost's own exact TreeSHAP interaction values (LightGBM has none).
+
+    Args:
+        model: A fitted XGBoost model (scikit-learn API or ``Booster``).
+        instances: ``(n, M)`` float64 instances.
+
+    Returns:
+        Interaction values ``(n, M, M, K)``, bases and margins ``(n, K)``.
+    """
+    n_rows = instances.shape[0]
+    booster = _xgboost_booster(model)
+    matrix = _xgboost_dmatrix(model, instances)
+    iterations = _xgboost_iterations(booster)
+    raw = np.asarray(
+        booster.predict(
+            matrix, pred_interactions=True, iteration_range=iterations, validate_features=False
+        ),
+        dtype=np.float64,
+    )
+    margins = booster.predict(
+        matrix, output_margin=True, iteration_range=iterations, validate_features=False
+    )
+    if raw.ndim == 3:
+        raw = raw[:, None, :, :]
+    # (n, K, M+1, M+1) -> (n, M, M, K); the bias sits in the last row and column.
+    values = np.ascontiguousarray(np.moveaxis(raw[:, :, :-1, :-1], 1, 3))
+    bases = np.ascontiguousarray(raw[:, :, -1, -1])
+    return NativeResult(values, bases, _as_margins(margins, n_rows))
+
+
+def native_margins(family: NativeFamily, model: Any, instances: FloatArray) -> FloatArray:
+    """Raw margins from the same trees the native contributions use.
+
+    Args:
+        family: ``"xgboost"`` or ``"lightgbm"``.
+        model: The fitted model.
+        instances: ``(n, M)`` float64 instances.
+
+    Returns:
+        ``(n, K)`` float64 margins.
+    """
+    n_rows = instances.shape[0]
+    if family == "xgboost":
+        booster = _xgboost_booster(model)
+        margins = booster.predict(
+            _xgboost_dmatrix(model, instances),
+            output_margin=True,
+            iteration_range=_xgboost_iterations(booster),
+            validate_features=False,
+        )
+        return _as_margins(margins, n_rows)
+    booster = model.booster_ if hasattr(model, "booster_") else model
+    return _as_margins(booster.predict(instances, raw_score=True, num_iteration=-1), n_rows)
+
+
+def shap_reference(family: NativeFamily, model: Any, background: FloatArray | None = None) -> Any:
+    """A ``shap.TreeExplainer`` that runs shap's own C-extension TreeSHAP on ``model``.
+
+    ``shap.TreeExplainer`` hands XGBoost and LightGBM models to their native TreeSHAP, so
+    comparing against it would compare the native code with itself. This reference runs
+    shap's algorithm on shap's parse of the trees instead, which makes the agreement check
+    independent.
+
+    XGBoost: the parsed ensemble is marked ``"internal"``, which routes it to the C
+    extension. LightGBM: shap does not split a multi-class ``Booster``'s trees by class (it
+    does for ``LGBMClassifier``; for a ``Booster`` its values do not even add up), so the
+    parsed trees are rebuilt in shap's documented dictionary model format, tree ``i``
+    feeding output ``i % K`` as LightGBM orders them. That rebuilt ensemble is also what
+    computes LightGBM's interventional values and interaction values.
+
+    Args:
+        family: ``"xgboost"`` or ``"lightgbm"``.
+        model: The fitted model.
+        background: Reference rows for interventional TreeSHAP; None for path-dependent.
+
+    Returns:
+        An explainer whose ``shap_values`` and ``shap_interaction_values`` use shap's code.
+    """
+    import shap
+
+    perturbation = "tree_path_dependent" if background is None else "interventional"
+    if family == "xgboost":
+        parsed = shap.TreeExplainer(model, data=background, feature_perturbation=perturbation)
+        parsed.model.model_type = "internal"
+        return parsed
+    parsed = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
+    booster = model.booster_ if hasattr(model, "booster_") else model
+    n_outputs = int(booster.num_model_per_iteration())
+    trees = []
+    for index, tree in enumerate(parsed.model.trees):
+        values = np.zeros((len(tree.values), n_outputs))
+        values[:, index % n_outputs] = tree.values[:, 0]
+        trees.append(
+            {
+                "children_left": tree.children_left,
+                "children_right": tree.children_right,
+                "children_default": tree.children_default,
+                "features": tree.features,
+                "thresholds": tree.thresholds,
+                "values": values,
+                "node_sample_weight": tree.node_sample_weight,
+            }
+        )
+    return shap.TreeExplainer({"trees": trees}, data=background, feature_perturbation=perturbation)

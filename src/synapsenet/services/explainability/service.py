@@ -1,0 +1,570 @@
+"""The explanation service: load a model, check the cache, explain, record, aggregate.
+
+:class:`ExplanationService` is what the gateway hosts and the API calls. A synchronous
+explanation goes loader -> cache (``get_or_compute``) -> SHAP or LIME explainer, then an
+``explainability.explanation.completed`` event is written through the outbox with its
+timing. A batch runs as a platform job, chunk by chunk with progress, and stores the encoded
+explanation (the cache's codec, never pickle) in the object store under
+``explanations/<job id>.bin`` and its inputs under ``explanations/<job id>.inputs.npy``.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Final, Literal, Protocol
+from weakref import WeakKeyDictionary
+
+import numpy as np
+import pyarrow as pa
+from prometheus_client import CollectorRegistry, Counter, Histogram
+
+from synapsenet.core.events import Event
+from synapsenet.core.jobs import Job, JobStatus, ProgressReporter
+from synapsenet.core.outbox import record_event
+from synapsenet.core.platform import Platform
+from synapsenet.errors import ConflictError, InvalidError, NotFoundError
+from synapsenet.services.explainability.aggregation import FeatureImportanceAggregator
+from synapsenet.services.explainability.api import router
+from synapsenet.services.explainability.cache import (
+    ExplanationCache,
+    InProcessLRUBackend,
+    RedisBackend,
+    decode_explanation,
+    encode_explanation,
+)
+from synapsenet.services.explainability.loader import FileModelLoader, LoadedModel, ModelLoader
+from synapsenet.services.explainability.models import (
+    AggregationMethod,
+    Explanation,
+    FloatArray,
+    GlobalImportance,
+)
+
+Method = Literal["shap", "lime"]
+
+BATCH_JOB_KIND: Final = "explainability.batch"
+COMPLETED_EVENT: Final = "explainability.explanation.completed"
+EVENT_SOURCE: Final = "/explainability"
+
+SHAP_PARAMETERS: Final = frozenset(
+    {
+        "link",
+        "n_samples",
+        "max_exact_features",
+        "background_size",
+        "seed",
+        "tol",
+        "output",
+        "feature_perturbation",
+        "native_check",
+    }
+)
+"""The SHAPExplainer parameters a request may set (the model and background are the service's)."""
+
+
+class TableSource(Protocol):
+    """Where batch jobs read dataset versions from (the data versioning engine)."""
+
+    def load_table(self, ref: str, *, path: str | None = None) -> pa.Table:
+        """A tabular dataset version as an Arrow table."""
+        ...
+
+
+def result_key(job_id: str) -> str:
+    """Object-store key of a batch job's encoded explanation."""
+    return f"explanations/{job_id}.bin"
+
+
+def inputs_key(job_id: str) -> str:
+    """Object-store key of a batch job's explained rows (``.npy``, no pickle)."""
+    return f"explanations/{job_id}.inputs.npy"
+
+
+def as_matrix(instances: object, feature_names: tuple[str, ...]) -> FloatArray:
+    """Rows (lists or records keyed by feature name) as a float ``(n, M)`` matrix.
+
+    Records are matched to the model's features by name, so their key order does not
+    matter; ``None`` becomes NaN (missing).
+
+    Raises:
+        InvalidError: Naming ``instances``, on no rows, a wrong feature count, missing or
+            unknown record keys, or non-numeric values.
+    """
+    n_features = len(feature_names)
+    if isinstance(instances, pa.Table):
+        instances = instances.to_pylist()
+    if isinstance(instances, np.ndarray):
+        rows: list[Any] = list(np.atleast_2d(instances))
+    elif isinstance(instances, list | tuple):
+        rows = list(instances)
+    else:
+        raise InvalidError(
+            f"instances must be a list of rows or records. Got {type(instances).__name__}.",
+            field="instances",
+        )
+    if not rows:
+        raise InvalidError("instances must hold at least one row", field="instances")
+    wanted = set(feature_names)
+    matrix = np.empty((len(rows), n_features), dtype=np.float64)
+    for i, row in enumerate(rows):
+        if isinstance(row, Mapping):
+            missing = [name for name in feature_names if name not in row]
+            unknown = sorted(set(map(str, row)) - wanted)
+            if missing or unknown:
+                raise InvalidError(
+                    f"instances[{i}] must have exactly the model's features; "
+                    f"missing {missing}, unknown {unknown}",
+                    field="instances",
+                )
+            values = [row[name] for name in feature_names]
+        else:
+            values = list(row)
+        if len(values) != n_features:
+            raise InvalidError(
+                f"instances[{i}] has {len(values)} values; the model takes {n_features} "
+                f"features ({', '.join(feature_names)})",
+                field="instances",
+            )
+        try:
+            matrix[i] = [np.nan if v is None else float(v) for v in values]
+        except (TypeError, ValueError):
+            raise InvalidError(
+                f"instances[{i}] holds a value that is not a number", field="instances"
+            ) from None
+    return matrix
+
+
+def _model_columns(table: pa.Table, feature_names: tuple[str, ...]) -> pa.Table:
+    """The model's columns of a dataset table (extra columns, e.g. labels, are dropped)."""
+    if set(feature_names) <= set(table.column_names):
+        return table.select(list(feature_names))
+    return table
+
+
+def _concatenate(parts: list[Explanation]) -> Explanation:
+    """One explanation of all the rows of several chunk explanations."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    errors = [p.local_accuracy_error for p in parts if p.local_accuracy_error is not None]
+    standard_errors = (
+        np.concatenate([p.standard_errors for p in parts if p.standard_errors is not None])
+        if all(p.standard_errors is not None for p in parts)
+        else None
+    )
+    return replace(
+        first,
+        values=np.concatenate([p.values for p in parts]),
+        base_values=np.concatenate([p.base_values for p in parts]),
+        predictions=np.concatenate([p.predictions for p in parts]),
+        standard_errors=standard_errors,
+        runtime_seconds=sum(p.runtime_seconds for p in parts),
+        local_accuracy_error=max(errors) if errors else None,
+        extras={"chunks": [p.extras for p in parts]},
+    )
+
+
+@dataclass(frozen=True)
+class _PlatformResources:
+    """What every service instance on one platform shares: its cache and its metrics."""
+
+    cache: ExplanationCache
+    duration: Histogram
+    requests: Counter
+
+
+_resources_by_registry: WeakKeyDictionary[CollectorRegistry, _PlatformResources] = (
+    WeakKeyDictionary()
+)
+_resources_lock = threading.Lock()
+
+
+def _platform_resources(platform: Platform) -> _PlatformResources:
+    """The platform's explanation cache and metrics, created once per metrics registry.
+
+    Several apps may serve one platform (tests, the CLI); Prometheus refuses a metric
+    registered twice, and one cache per platform is what callers expect anyway.
+    """
+    registry = platform.metrics
+    with _resources_lock:
+        if registry not in _resources_by_registry:
+            backend = (
+                RedisBackend(platform.cache)
+                if platform.cache is not None
+                else InProcessLRUBackend()
+            )
+            _resources_by_registry[registry] = _PlatformResources(
+                cache=ExplanationCache(backend, registry=registry),
+                duration=Histogram(
+                    "synapsenet_explanation_duration_seconds",
+                    "Time to compute an explanation (cache misses only), by explanation type.",
+                    ["type"],
+                    registry=registry,
+                ),
+                requests=Counter(
+                    "synapsenet_explanation_requests",
+                    "Synchronous explanation requests, by method and whether the cache answered.",
+                    ["method", "cached"],
+                    registry=registry,
+                ),
+            )
+        return _resources_by_registry[registry]
+
+
+class ExplanationService:
+    """Explanations of registered models, cached, recorded and served as jobs.
+
+    Args:
+        platform: The opened platform (database, object store, jobs, metrics, cache).
+        loader: Where models come from; by default files under ``<data dir>/models``.
+        cache: The explanation cache; by default the platform's (Redis when it has one,
+            else an in-process LRU; hits and misses counted on the platform's registry).
+        datasets: Where batch jobs read dataset versions; by default the data versioning
+            engine on the same database and object store.
+        max_rows: Most rows of one synchronous explanation.
+        chunk_rows: Rows explained per step of a batch job (one progress report each).
+        aggregator: Global importance and its bootstrap intervals.
+    """
+
+    name = "explainability"
+    router = router
+
+    def __init__(
+        self,
+        platform: Platform,
+        loader: ModelLoader | None = None,
+        *,
+        cache: ExplanationCache | None = None,
+        datasets: TableSource | None = None,
+        max_rows: int = 1000,
+        chunk_rows: int = 256,
+        aggregator: FeatureImportanceAggregator | None = None,
+    ) -> None:
+        self.platform = platform
+        self.loader: ModelLoader = loader or FileModelLoader(
+            Path(platform.settings.data_dir) / "models"
+        )
+        shared = _platform_resources(platform)
+        self.cache = cache if cache is not None else shared.cache
+        self._datasets = datasets
+        self.max_rows = max_rows
+        self.chunk_rows = chunk_rows
+        self.aggregator = aggregator or FeatureImportanceAggregator(n_bootstrap=200, seed=0)
+        self._duration = shared.duration
+        self._requests = shared.requests
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        """Nothing runs in the background (batch work runs on the platform's jobs)."""
+
+    def stop(self) -> None:
+        """Nothing to stop; the cache's connections close with the platform."""
+
+    @property
+    def datasets(self) -> TableSource:
+        """The dataset versions batch jobs read (built on first use)."""
+        if self._datasets is None:
+            from synapsenet.services.dataversion.engine import DatasetVersioningEngine
+
+            self._datasets = DatasetVersioningEngine(self.platform.db, self.platform.store)
+        return self._datasets
+
+    # ------------------------------------------------------------------ computing
+
+    def _compute(
+        self,
+        loaded: LoadedModel,
+        matrix: FloatArray,
+        method: Method,
+        algorithm: str,
+        parameters: Mapping[str, Any],
+    ) -> Explanation:
+        started = time.perf_counter()
+        if method == "shap":
+            unknown = sorted(set(parameters) - SHAP_PARAMETERS)
+            if unknown:
+                raise InvalidError(
+                    f"SHAP does not take the parameter(s) {', '.join(unknown)}; it takes "
+                    f"{', '.join(sorted(SHAP_PARAMETERS))}",
+                    field=f"parameters.{unknown[0]}",
+                )
+            # Imported here: the explainer stack (shap, numba) loads on the first explanation,
+            # not when the API server starts.
+            from synapsenet.services.explainability.shap_explainer import SHAPExplainer
+
+            shap = SHAPExplainer(
+                loaded.model,
+                background=loaded.background,
+                algorithm=algorithm,
+                feature_names=loaded.feature_names,
+                **parameters,
+            )
+            explanation = shap.explain(matrix)
+        elif method == "lime":
+            if loaded.background is None:
+                raise InvalidError(
+                    f"LIME samples around training statistics, and model {loaded.name} "
+                    f"version {loaded.version} has no background rows in its metadata",
+                    field="method",
+                )
+            from synapsenet.services.explainability.adapters import adapt
+            from synapsenet.services.explainability.lime_explainer import LIMEExplainer
+
+            function = adapt(loaded.model, example=loaded.background)
+            options = {"seed": 0, **parameters}
+            lime = LIMEExplainer(
+                loaded.background,
+                kind="tabular",
+                mode=function.kind,
+                feature_names=loaded.feature_names,
+                categorical_features=loaded.categorical_features,
+                **options,
+            )
+            explanation = lime.explain(function.predict, matrix[0] if len(matrix) == 1 else matrix)
+        else:
+            raise InvalidError(
+                f"The 'method' of an explanation must be 'shap' or 'lime'. Got {method!r}.",
+                field="method",
+            )
+        if loaded.output_names is not None and len(loaded.output_names) == explanation.n_outputs:
+            explanation = replace(explanation, output_names=loaded.output_names)
+        self._duration.labels(explanation.type.value).observe(time.perf_counter() - started)
+        return explanation
+
+    def explain(
+        self,
+        model: str,
+        version: str,
+        instances: object,
+        *,
+        method: Method = "shap",
+        algorithm: str = "auto",
+        parameters: Mapping[str, Any] | None = None,
+    ) -> tuple[Explanation, bool]:
+        """Explain rows now, from the cache when the same request was answered before.
+
+        Args:
+            model: The model's name.
+            version: Its version.
+            instances: Rows (lists in feature order, or records keyed by feature name).
+            method: ``"shap"`` or ``"lime"``.
+            algorithm: SHAP's algorithm (``"auto"``, ``"tree"``, ``"exact"``, ``"kernel"``).
+            parameters: Further explainer parameters (seed, n_samples, ...).
+
+        Returns:
+            The explanation, and whether the cache answered.
+
+        Raises:
+            NotFoundError: Unknown model or version.
+            InvalidError: Naming the field, for bad rows or parameters.
+        """
+        started = time.perf_counter()
+        loaded = self.loader.load(model, version)
+        matrix = as_matrix(instances, loaded.feature_names)
+        if len(matrix) > self.max_rows:
+            raise InvalidError(
+                f"instances has {len(matrix)} rows; at most {self.max_rows} are explained "
+                "synchronously. Submit a batch job for more.",
+                field="instances",
+            )
+        params = dict(parameters or {})
+        key = self.cache.key(
+            model,
+            version,
+            f"{method}:{algorithm}",
+            {"model_hash": loaded.content_hash, **params},
+            matrix,
+        )
+        explanation, cached = self.cache.get_or_compute(
+            key, lambda: self._compute(loaded, matrix, method, algorithm, params)
+        )
+        elapsed = time.perf_counter() - started
+        self._requests.labels(method, str(cached).lower()).inc()
+        with self.platform.db.transaction() as session:
+            record_event(
+                session,
+                Event(
+                    type=COMPLETED_EVENT,
+                    source=EVENT_SOURCE,
+                    subject=f"{model}:{version}",
+                    data={
+                        "model": model,
+                        "version": version,
+                        "method": method,
+                        "type": explanation.type.value,
+                        "n_instances": explanation.n_instances,
+                        "n_features": explanation.n_features,
+                        "cached": cached,
+                        "duration_seconds": elapsed,
+                        "compute_seconds": explanation.runtime_seconds,
+                    },
+                ),
+            )
+        return explanation, cached
+
+    # ------------------------------------------------------------------ batch jobs
+
+    def submit_batch(
+        self,
+        model: str,
+        version: str,
+        *,
+        instances: object | None = None,
+        dataset_ref: str | None = None,
+        dataset_path: str | None = None,
+        method: Method = "shap",
+        algorithm: str = "auto",
+        parameters: Mapping[str, Any] | None = None,
+    ) -> Job:
+        """Explain many rows in the background; the job reports progress per chunk.
+
+        Give either ``instances`` or a dataset version ``dataset_ref`` (its columns are
+        matched to the model's features by name). The model and inline rows are checked
+        before the job is queued.
+
+        Returns:
+            The queued job. Its result holds ``result_key`` (the encoded explanation in the
+            object store), the counts and a ``mean_abs`` importance summary.
+
+        Raises:
+            NotFoundError: Unknown model or version.
+            InvalidError: Neither or both of ``instances`` and ``dataset_ref``, or bad rows.
+        """
+        if (instances is None) == (dataset_ref is None):
+            raise InvalidError("give exactly one of instances and dataset_ref", field="dataset_ref")
+        loaded = self.loader.load(model, version)
+        matrix = None if instances is None else as_matrix(instances, loaded.feature_names)
+        params = dict(parameters or {})
+        job_parameters: dict[str, Any] = {
+            "model": model,
+            "version": version,
+            "method": method,
+            "algorithm": algorithm,
+            "parameters": params,
+            "dataset_ref": dataset_ref,
+            "dataset_path": dataset_path,
+            "n_rows": None if matrix is None else len(matrix),
+        }
+        job_id: list[str] = []
+        queued = threading.Event()
+
+        def work(report: ProgressReporter) -> dict[str, Any]:
+            queued.wait(timeout=30)
+            rows = matrix
+            if rows is None:
+                assert dataset_ref is not None
+                report(0.0, f"loading {dataset_ref}")
+                table = self.datasets.load_table(dataset_ref, path=dataset_path)
+                rows = as_matrix(_model_columns(table, loaded.feature_names), loaded.feature_names)
+            return self._run_batch(job_id[0], loaded, rows, method, algorithm, params, report)
+
+        job = self.platform.jobs.submit(BATCH_JOB_KIND, job_parameters, work)
+        job_id.append(job.id)
+        queued.set()
+        return job
+
+    def _run_batch(
+        self,
+        job_id: str,
+        loaded: LoadedModel,
+        matrix: FloatArray,
+        method: Method,
+        algorithm: str,
+        parameters: dict[str, Any],
+        report: ProgressReporter,
+    ) -> dict[str, Any]:
+        n_rows = len(matrix)
+        parts: list[Explanation] = []
+        for start in range(0, n_rows, self.chunk_rows):
+            chunk = matrix[start : start + self.chunk_rows]
+            parts.append(self._compute(loaded, chunk, method, algorithm, parameters))
+            done = min(start + self.chunk_rows, n_rows)
+            report(0.95 * done / n_rows, f"explained {done} of {n_rows} rows")
+        explanation = _concatenate(parts)
+        store = self.platform.store
+        store.put(result_key(job_id), encode_explanation(explanation))
+        buffer = io.BytesIO()
+        np.save(buffer, matrix, allow_pickle=False)
+        store.put(inputs_key(job_id), buffer.getvalue())
+        importance = self.aggregator.global_importance(explanation, AggregationMethod.MEAN_ABS)
+        return {
+            "result_key": result_key(job_id),
+            "inputs_key": inputs_key(job_id),
+            "model": loaded.name,
+            "version": loaded.version,
+            "type": explanation.type.value,
+            "n_instances": explanation.n_instances,
+            "n_features": explanation.n_features,
+            "n_outputs": explanation.n_outputs,
+            "runtime_seconds": explanation.runtime_seconds,
+            "local_accuracy_error": explanation.local_accuracy_error,
+            "importance": {
+                "method": importance.method.value,
+                "ranking": list(importance.ranking()),
+                "values": dict(
+                    zip(importance.feature_names, importance.importance.tolist(), strict=True)
+                ),
+            },
+        }
+
+    def get_job(self, job_id: str) -> Job:
+        """A batch job's state.
+
+        Raises:
+            NotFoundError: No explanation job has that id.
+        """
+        job = self.platform.jobs.get(job_id)
+        if job.kind != BATCH_JOB_KIND:
+            raise NotFoundError(f"no explanation job with id {job_id!r}")
+        return job
+
+    def _finished(self, job_id: str) -> Job:
+        job = self.get_job(job_id)
+        if job.status is not JobStatus.SUCCEEDED:
+            detail = f": {job.error}" if job.error else ""
+            raise ConflictError(
+                f"explanation job {job_id} is {job.status.value}{detail}; its result exists "
+                "once it has succeeded"
+            )
+        return job
+
+    def batch_explanation(self, job_id: str) -> Explanation:
+        """The explanation a succeeded batch job stored.
+
+        Raises:
+            NotFoundError: No such job.
+            ConflictError: The job has not succeeded.
+        """
+        self._finished(job_id)
+        return decode_explanation(self.platform.store.get(result_key(job_id)))
+
+    def batch_inputs(self, job_id: str) -> FloatArray:
+        """The rows a succeeded batch job explained, ``(n, M)``."""
+        self._finished(job_id)
+        data = self.platform.store.get(inputs_key(job_id))
+        matrix: FloatArray = np.load(io.BytesIO(data), allow_pickle=False)
+        return matrix
+
+    def global_importance(
+        self,
+        job_id: str,
+        method: AggregationMethod | str = AggregationMethod.MEAN_ABS,
+        *,
+        output: int = 0,
+    ) -> GlobalImportance:
+        """Global importance of a batch job's explanations, with bootstrap intervals.
+
+        Raises:
+            NotFoundError: No such job.
+            ConflictError: The job has not succeeded.
+            InvalidError: An unknown method or output.
+        """
+        return self.aggregator.global_importance(
+            self.batch_explanation(job_id), method, output=output
+        )

@@ -1,0 +1,197 @@
+"""ExplanationService and the model loaders, without HTTP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from synapsenet.core.jobs import JobStatus
+from synapsenet.core.platform import Platform
+from synapsenet.errors import ConflictError, InvalidError, NotFoundError
+from synapsenet.services.explainability import (
+    ExplanationService,
+    FileModelLoader,
+    InMemoryModelLoader,
+)
+from synapsenet.services.explainability.loader import FeatureType
+from synapsenet.services.explainability.service import as_matrix
+from tests.services.explainability.service_fixtures import FEATURES, regressor, training_rows
+
+
+class FakeTables:
+    """A dataset source holding one table (with a label column the model does not take)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def load_table(self, ref: str, *, path: str | None = None) -> pa.Table:
+        if ref != "credit@v1":
+            raise NotFoundError(f"no dataset version {ref!r}")
+        return self.table
+
+
+@pytest.fixture
+def platform(settings: Any) -> Iterator[Platform]:
+    opened = Platform.open(settings)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def loader() -> InMemoryModelLoader:
+    models = InMemoryModelLoader()
+    models.register(
+        "credit", "1", regressor(), feature_names=FEATURES, background=training_rows()[:50]
+    )
+    return models
+
+
+@pytest.fixture
+def service(platform: Platform, loader: InMemoryModelLoader) -> ExplanationService:
+    rows = training_rows()[:40]
+    columns = {n: rows[:, i].tolist() for i, n in enumerate(FEATURES)}
+    table = pa.table({**columns, "label": rows[:, 0].tolist()})
+    return ExplanationService(platform, loader, datasets=FakeTables(table), chunk_rows=16)
+
+
+def write_lightgbm_model(root: Path, name: str = "credit", version: str = "2") -> Path:
+    directory = root / name / version
+    directory.mkdir(parents=True)
+    (directory / "model.txt").write_text(regressor().booster_.model_to_string())
+    np.save(directory / "background.npy", training_rows()[:20], allow_pickle=False)
+    meta = {
+        "feature_names": list(FEATURES),
+        "feature_types": ["numeric", "numeric", "numeric", "categorical"],
+        "background": "background.npy",
+    }
+    (directory / "meta.json").write_text(json.dumps(meta))
+    return directory
+
+
+def test_file_loader_reads_native_lightgbm_and_metadata(tmp_path: Path) -> None:
+    write_lightgbm_model(tmp_path)
+    loader = FileModelLoader(tmp_path)
+    loaded = loader.load("credit", "2")
+    assert loaded.feature_names == FEATURES
+    assert loaded.feature_types[-1] is FeatureType.CATEGORICAL
+    assert loaded.categorical_features == (3,)
+    assert loaded.background is not None
+    assert loaded.background.shape == (20, 4)
+    assert loader.load("credit", "2") is loaded  # served from the LRU
+    with pytest.raises(NotFoundError):
+        loader.load("credit", "3")
+    with pytest.raises(InvalidError, match="name"):
+        loader.load("..", "2")
+
+
+def test_file_loaded_model_explains_like_the_fitted_one(platform: Platform, tmp_path: Path) -> None:
+    write_lightgbm_model(tmp_path)
+    from_file = ExplanationService(platform, FileModelLoader(tmp_path))
+    explanation, _ = from_file.explain("credit", "2", training_rows()[:3])
+    memory = InMemoryModelLoader()
+    memory.register(
+        "credit", "2", regressor(), feature_names=FEATURES, background=training_rows()[:20]
+    )
+    direct = from_file._compute(memory.load("credit", "2"), training_rows()[:3], "shap", "auto", {})
+    np.testing.assert_allclose(explanation.values, direct.values, atol=1e-6)
+
+
+def test_reregistered_model_is_not_served_from_the_cache(
+    service: ExplanationService, loader: InMemoryModelLoader
+) -> None:
+    rows = training_rows()[:2]
+    _, cached = service.explain("credit", "1", rows)
+    assert not cached
+    assert service.explain("credit", "1", rows)[1]
+    loader.register("credit", "1", regressor(), feature_names=FEATURES)
+    _, cached = service.explain("credit", "1", rows)
+    assert not cached
+
+
+def test_batch_reports_progress_per_chunk(service: ExplanationService) -> None:
+    reports: list[tuple[float, str]] = []
+    loaded = service.loader.load("credit", "1")
+    result = service._run_batch(
+        "job-1",
+        loaded,
+        training_rows()[:40],
+        "shap",
+        "auto",
+        {},
+        lambda progress, message: reports.append((progress, message)),
+    )
+    assert [message for _, message in reports] == [
+        "explained 16 of 40 rows",
+        "explained 32 of 40 rows",
+        "explained 40 of 40 rows",
+    ]
+    assert [p for p, _ in reports] == sorted(p for p, _ in reports)
+    assert result["n_instances"] == 40
+    assert service.platform.store.exists("explanations/job-1.bin")
+
+
+def test_batch_from_a_dataset_version_drops_extra_columns(service: ExplanationService) -> None:
+    job = service.submit_batch("credit", "1", dataset_ref="credit@v1")
+    done = service.platform.jobs.wait(job.id, timeout=60)
+    assert done.status is JobStatus.SUCCEEDED, done.error
+    assert service.batch_explanation(job.id).n_instances == 40
+    np.testing.assert_array_equal(service.batch_inputs(job.id), training_rows()[:40])
+    importance = service.global_importance(job.id, "max_abs")
+    assert importance.ranking()[0] == "age"
+
+
+def test_batch_of_an_unknown_dataset_fails_the_job(service: ExplanationService) -> None:
+    job = service.submit_batch("credit", "1", dataset_ref="nope@v1")
+    done = service.platform.jobs.wait(job.id, timeout=60)
+    assert done.status is JobStatus.FAILED
+    assert done.error is not None
+    assert "nope@v1" in done.error
+    with pytest.raises(ConflictError, match="failed"):
+        service.global_importance(job.id)
+
+
+def test_batch_checks_model_and_rows_before_queueing(service: ExplanationService) -> None:
+    with pytest.raises(NotFoundError):
+        service.submit_batch("credit", "9", instances=[[0.0] * 4])
+    with pytest.raises(InvalidError, match="4 features"):
+        service.submit_batch("credit", "1", instances=[[0.0] * 3])
+    with pytest.raises(InvalidError, match="exactly one"):
+        service.submit_batch("credit", "1")
+
+
+def test_lime_needs_background(platform: Platform) -> None:
+    loader = InMemoryModelLoader()
+    loader.register("bare", "1", regressor(), feature_names=FEATURES)
+    service = ExplanationService(platform, loader)
+    with pytest.raises(InvalidError, match="background"):
+        service.explain("bare", "1", training_rows()[:1], method="lime")
+
+
+def test_sync_row_limit(platform: Platform, loader: InMemoryModelLoader) -> None:
+    service = ExplanationService(platform, loader, max_rows=5)
+    with pytest.raises(InvalidError, match="at most 5"):
+        service.explain("credit", "1", np.zeros((6, 4)))
+
+
+def test_records_need_exactly_the_model_features() -> None:
+    with pytest.raises(InvalidError, match="missing \\['b'\\], unknown \\['z'\\]"):
+        as_matrix([{"a": 1.0, "z": 2.0}], ("a", "b"))
+    matrix = as_matrix([{"b": 2.0, "a": None}], ("a", "b"))
+    assert np.isnan(matrix[0, 0])
+    assert matrix[0, 1] == 2.0
+
+
+def test_services_on_one_platform_share_cache_and_metrics(
+    platform: Platform, loader: InMemoryModelLoader
+) -> None:
+    first = ExplanationService(platform, loader)
+    second = ExplanationService(platform, loader)
+    assert first.cache is second.cache
+    first.explain("credit", "1", training_rows()[:1])
+    assert second.explain("credit", "1", training_rows()[:1])[1]

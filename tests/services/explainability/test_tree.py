@@ -1,0 +1,428 @@
+"""TreeSHAP: identical to shap, native values checked, exact interactions, local accuracy."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import pytest
+import shap
+import xgboost as xgb
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.ensemble import (
+    ExtraTreesRegressor,
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.linear_model import Ridge
+from sklearn.tree import DecisionTreeClassifier
+
+from synapsenet.errors import InvalidError
+from synapsenet.services.explainability import tree as tree_module
+from synapsenet.services.explainability._native_trees import NativeResult, native_contributions
+from synapsenet.services.explainability.contract import LocalAccuracyError
+from synapsenet.services.explainability.models import ExplanationType, FloatArray
+from synapsenet.services.explainability.tree import (
+    TreeSHAP,
+    TreeSHAPDisagreementError,
+    is_tree_model,
+    tree_family,
+    tree_interactions,
+    tree_shap,
+)
+
+RNG = np.random.default_rng(11)
+N_FEATURES = 5
+X = RNG.normal(size=(300, N_FEATURES))
+Y = 2.0 * X[:, 0] + X[:, 1] * X[:, 2] - X[:, 3] ** 2 + 0.1 * RNG.normal(size=300)
+TARGETS: dict[str, Any] = {
+    "regression": Y,
+    "binary": (Y > 0).astype(int),
+    "multiclass": np.digitize(Y, [-1.0, 1.0]),
+}
+EXPLAIN = X[:25]
+
+
+def _fit(factory: Callable[[], Any], task: str) -> Any:
+    return factory().fit(X, TARGETS[task])
+
+
+MODELS: dict[str, tuple[Callable[[], Any], str]] = {
+    "xgboost-regression": (lambda: xgb.XGBRegressor(n_estimators=30, max_depth=4), "regression"),
+    "xgboost-binary": (lambda: xgb.XGBClassifier(n_estimators=20, max_depth=3), "binary"),
+    "xgboost-multiclass": (lambda: xgb.XGBClassifier(n_estimators=10, max_depth=3), "multiclass"),
+    "lightgbm-regression": (
+        lambda: lgb.LGBMRegressor(n_estimators=30, num_leaves=8, verbose=-1),
+        "regression",
+    ),
+    "lightgbm-binary": (
+        lambda: lgb.LGBMClassifier(n_estimators=20, num_leaves=8, verbose=-1),
+        "binary",
+    ),
+    "lightgbm-multiclass": (
+        lambda: lgb.LGBMClassifier(n_estimators=10, num_leaves=8, verbose=-1),
+        "multiclass",
+    ),
+    "forest-regression": (
+        lambda: RandomForestRegressor(n_estimators=10, max_depth=5, random_state=0),
+        "regression",
+    ),
+    "forest-binary": (
+        lambda: RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0),
+        "binary",
+    ),
+    "forest-multiclass": (
+        lambda: RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0),
+        "multiclass",
+    ),
+    "gradient-boosting-regression": (
+        lambda: GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0),
+        "regression",
+    ),
+    "gradient-boosting-binary": (
+        lambda: GradientBoostingClassifier(n_estimators=20, max_depth=3, random_state=0),
+        "binary",
+    ),
+    "extra-trees-regression": (
+        lambda: ExtraTreesRegressor(n_estimators=10, max_depth=5, random_state=0),
+        "regression",
+    ),
+    "hist-gradient-boosting-multiclass": (
+        lambda: HistGradientBoostingClassifier(max_iter=10, random_state=0),
+        "multiclass",
+    ),
+    "decision-tree-binary": (
+        lambda: DecisionTreeClassifier(max_depth=4, random_state=0),
+        "binary",
+    ),
+}
+FITTED: dict[str, Any] = {}
+
+
+def fitted(name: str) -> Any:
+    if name not in FITTED:
+        factory, task = MODELS[name]
+        FITTED[name] = _fit(factory, task)
+    return FITTED[name]
+
+
+def _with_outputs(array: Any, extra_axes: int) -> FloatArray:
+    result = np.asarray(array, dtype=np.float64)
+    return result[..., None] if result.ndim == 1 + extra_axes else result
+
+
+def _shap_values(model: Any, data: FloatArray, background: FloatArray | None = None) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # shap's notes about LightGBM's output format
+        if background is None:
+            explainer = shap.TreeExplainer(model)
+        else:
+            explainer = shap.TreeExplainer(
+                model, data=background, feature_perturbation="interventional"
+            )
+        return explainer, _with_outputs(explainer.shap_values(data), 1)
+
+
+# ---------------------------------------------------------------------- SHAP values
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_values_match_shap_tree_explainer(name: str) -> None:
+    model = fitted(name)
+    explanation = TreeSHAP(model).explain(EXPLAIN)
+    explainer, expected = _shap_values(model, EXPLAIN)
+    assert explanation.type is ExplanationType.SHAP_TREE
+    assert explanation.values.shape == expected.shape
+    assert np.abs(explanation.values - expected).max() <= 1e-6
+    base = np.asarray(explainer.expected_value, dtype=np.float64).reshape(-1)
+    np.testing.assert_allclose(explanation.base_values[0], base, atol=1e-6)
+    assert explanation.local_accuracy_error is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "xgboost-binary",
+        "xgboost-multiclass",
+        "lightgbm-regression",
+        "forest-multiclass",
+        "gradient-boosting-binary",
+    ],
+)
+def test_interventional_values_match_shap_and_base_is_mean_margin(name: str) -> None:
+    model = fitted(name)
+    background = X[200:240]
+    explainer = TreeSHAP(model, background=background, feature_perturbation="interventional")
+    explanation = explainer.explain(EXPLAIN)
+    _, expected = _shap_values(model, EXPLAIN, background)
+    assert np.abs(explanation.values - expected).max() <= 1e-6
+    # The base is the model's own mean raw output over the background (shap's own estimate
+    # of it is off for multi-class XGBoost, whose per-class base scores it misreads).
+    margins = explainer._predict(background).mean(axis=0)
+    np.testing.assert_allclose(explanation.base_values[0], margins, atol=1e-6)
+    assert explanation.parameters["feature_perturbation"] == "interventional"
+
+
+@pytest.mark.parametrize("name", ["xgboost-regression", "forest-binary", "lightgbm-multiclass"])
+def test_local_accuracy_holds_against_the_models_raw_output(name: str) -> None:
+    explanation = TreeSHAP(fitted(name)).explain(EXPLAIN)
+    total = explanation.values.sum(axis=1) + explanation.base_values
+    raw = explanation.predictions
+    scale = max(1.0, float(np.abs(raw).max()))
+    assert np.abs(total - raw).max() <= 1e-5 * scale
+    assert explanation.local_accuracy_error == pytest.approx(np.abs(total - raw).max())
+
+
+def test_xgboost_raw_prediction_is_the_margin() -> None:
+    model = fitted("xgboost-binary")
+    explanation = tree_shap(model, EXPLAIN)
+    margins = model.predict(EXPLAIN, output_margin=True)
+    np.testing.assert_allclose(explanation.predictions[:, 0], margins, rtol=1e-6)
+    assert explanation.output_names == ("1",)
+
+
+@settings(max_examples=20, deadline=None)
+@given(rows=arrays(np.float64, (3, N_FEATURES), elements=st.floats(-4.0, 4.0)))
+def test_values_add_up_to_the_prediction_for_any_input(rows: FloatArray) -> None:
+    explanation = TreeSHAP(fitted("lightgbm-binary")).explain(rows)
+    total = explanation.values.sum(axis=1) + explanation.base_values
+    np.testing.assert_allclose(total, explanation.predictions, atol=1e-9)
+
+
+# ---------------------------------------------------------------------- native checks
+
+
+@pytest.mark.parametrize("name", ["xgboost-regression", "xgboost-multiclass", "lightgbm-binary"])
+def test_native_contributions_agree_with_shaps_own_algorithm(name: str) -> None:
+    explanation = TreeSHAP(fitted(name), native_check="all").explain(EXPLAIN)
+    check = explanation.extras["native_check"]
+    assert check["status"] == "checked"
+    assert check["agrees"] is True
+    assert check["rows_checked"] == len(EXPLAIN)
+    assert check["max_abs_diff"] <= check["tolerance"]
+    assert check["reference"] == "shap's C-extension TreeSHAP"
+    if name.startswith("lightgbm"):
+        assert check["max_abs_diff"] <= 1e-6
+
+
+def test_native_check_samples_a_few_rows_by_default() -> None:
+    explainer = TreeSHAP(fitted("xgboost-binary"), native_check_rows=4)
+    explanation = explainer.explain(X[:300])
+    assert explanation.extras["native_check"]["rows_checked"] == 4
+    # Small batches check one row in 64 (at least one), so the check stays cheap.
+    assert explainer.explain(X[:128]).extras["native_check"]["rows_checked"] == 2
+    assert explainer.explain(X[:5]).extras["native_check"]["rows_checked"] == 1
+    off = TreeSHAP(fitted("xgboost-binary"), native_check="off").explain(X[:300])
+    assert off.extras["native_check"] == {"status": "off"}
+    np.testing.assert_array_equal(explanation.values, off.values)
+
+
+def test_models_without_native_values_say_why_nothing_was_checked() -> None:
+    check = TreeSHAP(fitted("forest-binary")).explain(EXPLAIN).extras["native_check"]
+    assert check["status"] == "not_applicable"
+
+
+def _skewed_native(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = native_contributions
+
+    def skewed(family: Any, model: Any, data: FloatArray) -> NativeResult:
+        result = original(family, model, data)
+        shifted = result.values.copy()
+        shifted[:, 0, :] += 0.01
+        shifted[:, 1, :] -= 0.01  # keeps local accuracy, so only the agreement check can tell
+        return NativeResult(shifted, result.base_values, result.predictions)
+
+    monkeypatch.setattr(tree_module, "native_contributions", skewed)
+
+
+def test_native_disagreement_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    _skewed_native(monkeypatch)
+    with pytest.raises(TreeSHAPDisagreementError, match="lightgbm pred_contrib and shap's"):
+        TreeSHAP(fitted("lightgbm-regression")).explain(EXPLAIN)
+
+
+def test_native_disagreement_can_be_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
+    _skewed_native(monkeypatch)
+    explainer = TreeSHAP(fitted("lightgbm-regression"), on_disagreement="record")
+    check = explainer.explain(EXPLAIN).extras["native_check"]
+    assert check["agrees"] is False
+    assert check["max_abs_diff"] == pytest.approx(0.01, rel=1e-6)
+    assert "DISAGREE" in check["message"]
+
+
+def test_local_accuracy_violation_raises(monkeypatch: pytest.MonkeyPatch) -> None:
+    explainer = TreeSHAP(fitted("forest-regression"))
+    monkeypatch.setattr(explainer, "_predict", lambda data: np.zeros((data.shape[0], 1)))
+    with pytest.raises(LocalAccuracyError, match="violates local accuracy"):
+        explainer.explain(EXPLAIN)
+
+
+# ---------------------------------------------------------------------- interactions
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "xgboost-regression",
+        "xgboost-multiclass",
+        "lightgbm-binary",
+        "forest-multiclass",
+        "gradient-boosting-regression",
+    ],
+)
+def test_interaction_rows_sum_to_the_shap_values(name: str) -> None:
+    model = fitted(name)
+    interactions = tree_interactions(model, EXPLAIN[:8])
+    values = TreeSHAP(model).explain(EXPLAIN[:8])
+    matrix = interactions.extras["interaction_values"]
+    assert interactions.type is ExplanationType.SHAP_INTERACTION
+    assert matrix.shape == (8, N_FEATURES, N_FEATURES, values.n_outputs)
+    scale = max(1.0, float(np.abs(values.values).max()))
+    np.testing.assert_allclose(matrix.sum(axis=2), values.values, atol=1e-5 * scale)
+    np.testing.assert_allclose(interactions.values, matrix.sum(axis=2))
+    np.testing.assert_allclose(matrix, np.swapaxes(matrix, 1, 2), atol=1e-5 * scale)
+
+
+@pytest.mark.parametrize(
+    "name", ["xgboost-binary", "lightgbm-multiclass", "forest-binary", "extra-trees-regression"]
+)
+def test_interaction_values_match_shaps(name: str) -> None:
+    model = fitted(name)
+    ours = tree_interactions(model, EXPLAIN[:8]).extras["interaction_values"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = _with_outputs(shap.TreeExplainer(model).shap_interaction_values(EXPLAIN[:8]), 2)
+    assert np.abs(ours - theirs).max() <= 1e-6
+
+
+def test_xgboost_interactions_are_checked_against_shaps_algorithm() -> None:
+    explanation = TreeSHAP(fitted("xgboost-multiclass"), native_check="all").interactions(
+        EXPLAIN[:6]
+    )
+    check = explanation.extras["native_check"]
+    assert check["native"] == "xgboost pred_interactions"
+    assert check["agrees"] is True
+    assert explanation.local_accuracy_error is not None
+
+
+def test_interactions_need_the_path_dependent_algorithm() -> None:
+    explainer = TreeSHAP(
+        fitted("forest-regression"), background=X[:20], feature_perturbation="interventional"
+    )
+    with pytest.raises(InvalidError, match="interaction values need"):
+        explainer.interactions(EXPLAIN)
+
+
+# ---------------------------------------------------------------------- detection and errors
+
+
+def test_tree_models_are_detected_by_family() -> None:
+    assert tree_family(fitted("xgboost-binary")) == "xgboost"
+    assert tree_family(fitted("lightgbm-binary").booster_) == "lightgbm"
+    assert tree_family(fitted("forest-binary")) == "sklearn"
+    assert tree_family(Ridge().fit(X, Y)) is None
+    assert tree_family(RandomForestRegressor()) is None  # not fitted
+    linear = xgb.XGBRegressor(booster="gblinear", n_estimators=3).fit(X, Y)
+    assert tree_family(linear) is None
+    multiclass_gb = GradientBoostingClassifier(n_estimators=3).fit(X, TARGETS["multiclass"])
+    assert not is_tree_model(multiclass_gb)
+
+
+def test_interventional_multiclass_hist_gradient_boosting_is_refused() -> None:
+    model = fitted("hist-gradient-boosting-multiclass")
+    assert is_tree_model(model)
+    assert not is_tree_model(model, "interventional")
+    with pytest.raises(InvalidError, match="multi-class HistGradientBoostingClassifier"):
+        TreeSHAP(model, background=X[:20], feature_perturbation="interventional")
+
+
+def test_non_tree_model_is_rejected() -> None:
+    with pytest.raises(InvalidError, match="TreeSHAP cannot explain a Ridge"):
+        TreeSHAP(Ridge().fit(X, Y))
+
+
+def test_background_is_required_for_interventional_and_refused_otherwise() -> None:
+    model = fitted("forest-regression")
+    with pytest.raises(InvalidError, match="'background' parameter of TreeSHAP is required"):
+        TreeSHAP(model, feature_perturbation="interventional")
+    with pytest.raises(InvalidError, match="must be None with"):
+        TreeSHAP(model, background=X[:5])
+    with pytest.raises(InvalidError, match="at least one row"):
+        TreeSHAP(model, background=X[:0], feature_perturbation="interventional")
+
+
+def test_parameters_are_validated_with_sklearn_messages() -> None:
+    model = fitted("forest-regression")
+    with pytest.raises(InvalidError) as caught:
+        TreeSHAP(model, native_check="sometimes")
+    assert str(caught.value) == (
+        "The 'native_check' parameter of TreeSHAP must be one of 'sample', 'all', 'off'. "
+        "Got 'sometimes' instead."
+    )
+    with pytest.raises(InvalidError, match="'feature_perturbation' parameter of TreeSHAP"):
+        TreeSHAP(model, feature_perturbation="auto")
+    with pytest.raises(InvalidError, match="'output' parameter of tree_shap"):
+        tree_shap(model, EXPLAIN, output="probability")
+
+
+def test_wrong_feature_count_is_rejected() -> None:
+    with pytest.raises(InvalidError, match="must have 5 features"):
+        TreeSHAP(fitted("xgboost-binary")).explain(X[:3, :4])
+
+
+def test_nan_is_explained_for_models_that_take_it_and_rejected_otherwise() -> None:
+    rows = EXPLAIN[:4].copy()
+    rows[1, 2] = np.nan
+    explanation = TreeSHAP(fitted("xgboost-regression")).explain(rows)
+    assert np.isfinite(explanation.values).all()
+    with pytest.raises(InvalidError, match=r"contains NaN \(first at row 1, feature 2\)"):
+        TreeSHAP(fitted("gradient-boosting-regression")).explain(rows)
+
+
+def test_feature_names_come_from_a_dataframe_or_the_model() -> None:
+    columns = [f"f_{i}" for i in range(N_FEATURES)]
+    frame = pd.DataFrame(X, columns=columns)
+    model = lgb.LGBMRegressor(n_estimators=5, verbose=-1).fit(frame, Y)
+    assert TreeSHAP(model).explain(X[:2]).feature_names == tuple(columns)
+    renamed = pd.DataFrame(X[:2], columns=[c.upper() for c in columns])
+    assert TreeSHAP(fitted("xgboost-binary")).explain(renamed).feature_names == tuple(
+        c.upper() for c in columns
+    )
+    assert TreeSHAP(fitted("forest-binary")).explain(X[:2]).feature_names[0] == "x0"
+
+
+def test_booster_objects_are_explained_like_their_wrappers() -> None:
+    wrapper = fitted("lightgbm-multiclass")
+    from_booster = TreeSHAP(wrapper.booster_).explain(EXPLAIN)
+    from_wrapper = TreeSHAP(wrapper).explain(EXPLAIN)
+    np.testing.assert_array_equal(from_booster.values, from_wrapper.values)
+    # shap misparses a multi-class LightGBM Booster; ours is rebuilt per class.
+    np.testing.assert_allclose(
+        TreeSHAP(wrapper.booster_).interactions(EXPLAIN[:4]).extras["interaction_values"],
+        TreeSHAP(wrapper).interactions(EXPLAIN[:4]).extras["interaction_values"],
+        atol=1e-12,
+    )
+    background = X[200:230]
+    np.testing.assert_allclose(
+        TreeSHAP(wrapper.booster_, background=background, feature_perturbation="interventional")
+        .explain(EXPLAIN)
+        .values,
+        TreeSHAP(wrapper, background=background, feature_perturbation="interventional")
+        .explain(EXPLAIN)
+        .values,
+        atol=1e-12,
+    )
+    xgb_wrapper = fitted("xgboost-binary")
+    np.testing.assert_array_equal(
+        TreeSHAP(xgb_wrapper.get_booster()).explain(EXPLAIN).values,
+        TreeSHAP(xgb_wrapper).explain(EXPLAIN).values,
+    )
