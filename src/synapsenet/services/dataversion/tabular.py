@@ -163,9 +163,9 @@ def detect_format(path: str | os.PathLike[str], *, require_tabular: bool = False
 
 # --- reading -------------------------------------------------------------------------------
 
-# Blocks are read in parallel, so a few blocks are in memory at once: 4 MiB keeps a commit's
+# The streaming reader keeps a few dozen blocks in flight, so 1 MiB blocks keep a commit's
 # statistics pass small whatever the file's size.
-_CSV_BLOCK_SIZE = 4 << 20
+_CSV_BLOCK_SIZE = 1 << 20
 _DEFAULT_BATCH_ROWS = 65_536
 _MESSAGE_LIMIT = 500
 
