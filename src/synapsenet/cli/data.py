@@ -12,81 +12,37 @@ BLAKE3 its manifest records before it takes its real name.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
 
 from synapsenet.cli import _data_views as views
-from synapsenet.cli.errors import reporting_errors
-from synapsenet.config import load_settings
+from synapsenet.cli._remote import (
+    DEFAULT_URL,
+    ApiKeyOption,
+    JsonOption,
+    UrlOption,
+    connect,
+    new_console,
+    print_json,
+)
 from synapsenet.errors import InvalidError
 from synapsenet.services.dataversion.chunks import validate_path
 from synapsenet.services.dataversion.client import DataVersionClient, file_blake3, split_ref
 from synapsenet.services.dataversion.schema import CompatibilityMode
 from synapsenet.services.dataversion.tabular import DatasetFormat
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-
 data_app = typer.Typer(
     help="Versioned datasets: commit, log, checkout, diff, lineage (talks to a running server).",
     no_args_is_help=True,
 )
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="SYNAPSENET_URL", help="Server base URL.")]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="SYNAPSENET_API_KEY",
-        help="API key; default: the admin key in the data directory.",
-        show_default=False,
-    ),
-]
 RefArgument = Annotated[
     str, typer.Argument(help="A version: name@v3, name@<tag>, name, or dataset:name@v3.")
 ]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
-
-
-def _console() -> Console:
-    # Built per command so the terminal width (or COLUMNS) of this invocation applies.
-    return Console(highlight=False)
-
-
-def _api_key(given: str | None) -> str | None:
-    if given:
-        return given
-    path = load_settings().admin_key_path
-    return path.read_text().strip() if path.is_file() else None
-
-
-@contextmanager
-def _client(url: str, api_key: str | None) -> Iterator[DataVersionClient]:
-    """An open client; any SynapseNet error inside becomes one red line and exit 1."""
-    with (
-        reporting_errors(),
-        DataVersionClient(url, api_key=_api_key(api_key), timeout=60.0) as client,
-    ):
-        yield client
-
-
-def _print_json(data: BaseModel | list[Any]) -> None:
-    if isinstance(data, BaseModel):
-        text = data.model_dump_json(indent=2)
-    else:
-        text = json.dumps(
-            [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data], indent=2
-        )
-    # Plain print: Rich would reflow long lines and read brackets as markup.
-    typer.echo(text)
 
 
 # ---------------------------------------------------------------------- datasets
@@ -104,11 +60,11 @@ def create(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Create an empty dataset."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         created = client.create_dataset(
             name, format=format.value, compatibility=compatibility.value, description=description
         )
-    _console().print(
+    new_console().print(
         f"Created dataset [bold]{escape(created.name)}[/] ({created.format.value}, "
         f"{created.compatibility.value} compatibility)."
     )
@@ -119,12 +75,12 @@ def list_datasets(
     as_json: JsonOption = False, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
 ) -> None:
     """List datasets."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         datasets = client.list_datasets()
     if as_json:
-        _print_json(list(datasets))
+        print_json(list(datasets))
         return
-    views.print_datasets(_console(), datasets)
+    views.print_datasets(new_console(), datasets)
 
 
 # ---------------------------------------------------------------------- commits
@@ -151,8 +107,8 @@ def commit(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Upload a file or directory and commit it as the dataset's next version."""
-    console = _console()
-    with _client(url, api_key) as client:
+    console = new_console()
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         # Fail fast on a missing dataset or a bad path, before sending any bytes.
         client.get_dataset(dataset)
         with views.transfer(console) as bar:
@@ -205,12 +161,12 @@ def log(
     api_key: ApiKeyOption = None,
 ) -> None:
     """A dataset's versions, newest first."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         versions = client.log(name, limit=limit)
     if as_json:
-        _print_json(list(versions))
+        print_json(list(versions))
         return
-    views.print_log(_console(), versions)
+    views.print_log(new_console(), versions)
 
 
 @data_app.command("show")
@@ -221,15 +177,15 @@ def show(
     api_key: ApiKeyOption = None,
 ) -> None:
     """One version: metadata, schema and statistics, files."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         name, at = split_ref(ref)
         version = client.get_version(name, at)
         if as_json:
-            _print_json(version)
+            print_json(version)
             return
         files = client.files(name, at)
         stats = client.stats(name, at)
-    views.print_version(_console(), version, files, stats)
+    views.print_version(new_console(), version, files, stats)
 
 
 @data_app.command("checkout")
@@ -244,8 +200,11 @@ def checkout(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Download a version's exact bytes, each file verified against its BLAKE3."""
-    console = _console()
-    with _client(url, api_key) as client, views.transfer(console) as bar:
+    console = new_console()
+    with (
+        connect(DataVersionClient, url, api_key, timeout=60.0) as client,
+        views.transfer(console) as bar,
+    ):
         name, at = split_ref(ref)
         written = client.checkout(
             name,
@@ -271,7 +230,7 @@ def diff(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Files, schema and rows changed between two versions of a dataset."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         name, old_at = split_ref(old)
         new_name, new_at = split_ref(new if "@" in new else f"{name}@{new}")
         if new_name != name:
@@ -281,9 +240,9 @@ def diff(
             )
         result = client.diff(name, old_at, new_at)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
-    views.print_diff(_console(), result)
+    views.print_diff(new_console(), result)
 
 
 @data_app.command("tag")
@@ -294,10 +253,10 @@ def tag(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Point a tag at a version (moving it if it pointed elsewhere)."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         dataset, at = split_ref(ref)
         version = client.tag(dataset, at, name)
-    _console().print(f"Tagged {views.version_line(version)}.")
+    new_console().print(f"Tagged {views.version_line(version)}.")
 
 
 @data_app.command("untag")
@@ -308,9 +267,9 @@ def untag(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Remove a tag."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         client.untag(dataset, name)
-    _console().print(f"Removed tag {escape(name)} from {escape(dataset)}.")
+    new_console().print(f"Removed tag {escape(name)} from {escape(dataset)}.")
 
 
 @data_app.command("as-of")
@@ -323,7 +282,7 @@ def as_of(
     api_key: ApiKeyOption = None,
 ) -> None:
     """The version that was current at a moment."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         try:
             moment = datetime.fromisoformat(timestamp)
         except ValueError:
@@ -331,7 +290,7 @@ def as_of(
                 f"{timestamp!r} is not an ISO 8601 timestamp", field="timestamp"
             ) from None
         version = client.as_of(dataset, moment)
-    _console().print(f"At {escape(timestamp)}: {views.version_line(version)}.")
+    new_console().print(f"At {escape(timestamp)}: {views.version_line(version)}.")
 
 
 # ---------------------------------------------------------------------- integrity
@@ -340,10 +299,10 @@ def as_of(
 @data_app.command("verify")
 def verify(ref: RefArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None) -> None:
     """Check every byte of a version against its hashes on the server (exit 1 if damaged)."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         dataset, at = split_ref(ref)
         report = client.verify(dataset, at)
-    console = _console()
+    console = new_console()
     if report.ok:
         console.print(
             f"[green]{escape(report.ref)} is intact[/]: {report.files} file(s), "
@@ -366,10 +325,10 @@ def gc(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Delete chunks no version references."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         report = client.gc(grace_seconds=grace, dry_run=dry_run)
     verb = "Would delete" if report.dry_run else "Deleted"
-    _console().print(
+    new_console().print(
         f"{verb} {report.deleted} chunk(s), {views.size(report.bytes_freed)}; kept "
         f"{report.kept_referenced} referenced and {report.kept_recent} recent."
     )
@@ -383,10 +342,10 @@ def deprecate(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Deprecate a version and show what it affects downstream."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         dataset, at = split_ref(ref)
         result = client.deprecate(dataset, at, reason=reason)
-    console = _console()
+    console = new_console()
     console.print(f"[red]Deprecated[/] {views.version_line(result.version)}.")
     views.print_impact(console, result.impact)
 
@@ -409,16 +368,16 @@ def lineage(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Where a version came from (--up) or what it fed (--down)."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         dataset, at = split_ref(ref)
         if format != "tree":
             typer.echo(client.lineage_graph(dataset, at, format=format, depth=depth))
             return
         result = client.lineage(dataset, at, direction="down" if down else "up", depth=depth)
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
-    _console().print(views.lineage_tree(result))
+    new_console().print(views.lineage_tree(result))
 
 
 @data_app.command("impact")
@@ -429,13 +388,13 @@ def impact(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Every dataset version, run and model downstream of a version."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         dataset, at = split_ref(ref)
         report = client.impact(dataset, at)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
-    views.print_impact(_console(), report)
+    views.print_impact(new_console(), report)
 
 
 @data_app.command("link")
@@ -448,6 +407,6 @@ def link(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Record that a run read a dataset version, or produced a model version."""
-    with _client(url, api_key) as client:
+    with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         linked = client.link(source, target)
-    _console().print(f"Linked {escape(linked.source)} -> {escape(linked.target)}.")
+    new_console().print(f"Linked {escape(linked.source)} -> {escape(linked.target)}.")

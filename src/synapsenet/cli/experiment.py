@@ -9,78 +9,38 @@ against a local ``synapsenet serve`` and a remote deployment. The server is ``--
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from pydantic import BaseModel
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from synapsenet.cli import _experiment_views as views
-from synapsenet.cli.errors import reporting_errors
-from synapsenet.config import load_settings
+from synapsenet.cli._remote import (
+    DEFAULT_URL,
+    ApiKeyOption,
+    JsonOption,
+    UrlOption,
+    connect,
+    new_console,
+    print_json,
+)
 from synapsenet.errors import InvalidError
 from synapsenet.services.abtesting.client import ABTestingClient
 from synapsenet.services.abtesting.models import ExperimentStatus
 from synapsenet.services.abtesting.schemas import ExperimentPublic
 from synapsenet.services.abtesting.statistics.results import CorrectionMethod
 
-DEFAULT_URL = "http://127.0.0.1:8000"
-
 experiment_app = typer.Typer(
     help="A/B tests and canary rollouts (talks to a running server).", no_args_is_help=True
 )
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="SYNAPSENET_URL", help="Server base URL.")]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="SYNAPSENET_API_KEY",
-        help="API key; default: the admin key in the data directory.",
-        show_default=False,
-    ),
-]
 IdArgument = Annotated[str, typer.Argument(help="The experiment's id or name.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")]
-
-
-def _console() -> Console:
-    # Built per command so the terminal width (or COLUMNS) of this invocation applies.
-    return Console(highlight=False)
-
-
-def _api_key(given: str | None) -> str | None:
-    if given:
-        return given
-    path = load_settings().admin_key_path
-    return path.read_text().strip() if path.is_file() else None
-
-
-@contextmanager
-def _client(url: str, api_key: str | None) -> Iterator[ABTestingClient]:
-    """An open client; any SynapseNet error inside becomes one red line and exit 1."""
-    with reporting_errors(), ABTestingClient(url, api_key=_api_key(api_key), timeout=30.0) as c:
-        yield c
-
-
-def _print_json(data: BaseModel | list[Any]) -> None:
-    if isinstance(data, BaseModel):
-        text = data.model_dump_json(indent=2)
-    else:
-        text = json.dumps(
-            [d.model_dump(mode="json") if isinstance(d, BaseModel) else d for d in data], indent=2
-        )
-    # Plain print: Rich would reflow long lines and read brackets as markup.
-    typer.echo(text)
 
 
 def _changed(experiment: ExperimentPublic, what: str) -> None:
-    _console().print(
+    new_console().print(
         f"Experiment {escape(experiment.name)} ({experiment.id}) {what}; "
         f"status [bold]{experiment.status.value}[/]."
     )
@@ -101,7 +61,7 @@ def create(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Create an experiment from a JSON spec; it starts in draft."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         try:
             spec = json.loads(file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
@@ -110,7 +70,7 @@ def create(
             raise InvalidError(f"{file} must hold a JSON object", field="file")
         created = client.create_experiment(spec)
     _changed(created, "created")
-    views.print_experiment(_console(), created)
+    views.print_experiment(new_console(), created)
 
 
 @experiment_app.command("list")
@@ -124,12 +84,12 @@ def list_experiments(
     api_key: ApiKeyOption = None,
 ) -> None:
     """List experiments, newest first."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         experiments = client.list_experiments(status=status, model_name=model)
     if as_json:
-        _print_json(list(experiments))
+        print_json(list(experiments))
         return
-    console = _console()
+    console = new_console()
     if not experiments:
         console.print("No experiments.")
         return
@@ -156,12 +116,12 @@ def show(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Show an experiment: variants, metrics, ramp and current allocation."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         experiment = client.get_experiment(experiment_id)
     if as_json:
-        _print_json(experiment)
+        print_json(experiment)
         return
-    views.print_experiment(_console(), experiment)
+    views.print_experiment(new_console(), experiment)
 
 
 # ---------------------------------------------------------------------- lifecycle
@@ -172,7 +132,7 @@ def start(
     experiment_id: IdArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
 ) -> None:
     """Start a draft experiment: traffic starts flowing."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.start(experiment_id), "started")
 
 
@@ -181,7 +141,7 @@ def pause(
     experiment_id: IdArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
 ) -> None:
     """Pause a running experiment: every unit gets the control."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.pause(experiment_id), "paused")
 
 
@@ -190,7 +150,7 @@ def resume(
     experiment_id: IdArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption = None
 ) -> None:
     """Resume a paused experiment."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.resume(experiment_id), "resumed")
 
 
@@ -202,7 +162,7 @@ def stop(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Stop without a winner; all traffic returns to the control."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.stop(experiment_id, reason=reason), "stopped")
 
 
@@ -216,7 +176,7 @@ def complete(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Complete an experiment, optionally naming the winner."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         completed = client.complete(experiment_id, winner=winner)
     _changed(completed, f"completed (winner: {escape(winner)})" if winner else "completed")
 
@@ -229,7 +189,7 @@ def rollback(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Roll back by hand: all traffic to the control, recorded with the reason."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.rollback(experiment_id, reason=reason), "rolled back")
 
 
@@ -246,9 +206,9 @@ def ramp(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Advance a ramp to its next step when its minimums are met (or with --force)."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         decision = client.ramp(experiment_id, force=force)
-    _console().print(views.ramp_text(decision))
+    new_console().print(views.ramp_text(decision))
 
 
 @experiment_app.command("hold")
@@ -259,7 +219,7 @@ def hold(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Hold a ramp at its current step."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.hold(experiment_id, reason=reason), "ramp held")
 
 
@@ -271,7 +231,7 @@ def release(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Release a held ramp."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         _changed(client.release(experiment_id, reason=reason), "ramp released")
 
 
@@ -286,10 +246,10 @@ def assign(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Show the variant a unit gets."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         assignment = client.assign(experiment_id, unit_id)
     note = "" if assignment.in_experiment else " (outside the running experiment: control)"
-    _console().print(
+    new_console().print(
         f"{escape(unit_id)} -> [bold]{escape(assignment.variant)}[/] "
         f"(model version {escape(assignment.model_version)}){note}"
     )
@@ -310,12 +270,12 @@ def results(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Results: every metric of every treatment against the control, lifts and p-values."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         page = client.results(experiment_id, sequential=not fixed_horizon, correction=correction)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
-    views.print_results(_console(), page)
+    views.print_results(new_console(), page)
 
 
 @experiment_app.command("decisions")
@@ -327,12 +287,12 @@ def decisions(
     api_key: ApiKeyOption = None,
 ) -> None:
     """The decision log: rollbacks, guardrail checks, ramps, reweights."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         log = client.decisions(experiment_id, limit=limit)
     if as_json:
-        _print_json(list(log))
+        print_json(list(log))
         return
-    views.print_decisions(_console(), log)
+    views.print_decisions(new_console(), log)
 
 
 @experiment_app.command("check")
@@ -343,9 +303,9 @@ def check(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Check now: guardrails (may roll back), then advance the ramp or reweight the bandit."""
-    with _client(url, api_key) as client:
+    with connect(ABTestingClient, url, api_key, timeout=30.0) as client:
         report = client.check(experiment_id)
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
-    views.print_tick(_console(), report)
+    views.print_tick(new_console(), report)

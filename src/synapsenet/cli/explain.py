@@ -10,25 +10,25 @@ from __future__ import annotations
 import csv
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from synapsenet.cli.errors import reporting_errors
-from synapsenet.config import load_settings
+from synapsenet.cli._remote import (
+    DEFAULT_URL,
+    ApiKeyOption,
+    UrlOption,
+    connect,
+    new_console,
+)
 from synapsenet.core.jobs import JobStatus
 from synapsenet.errors import InvalidError
 from synapsenet.services.explainability.client import ExplainabilityClient
 from synapsenet.services.explainability.schemas import JobPublic
-
-DEFAULT_URL = "http://127.0.0.1:8000"
 
 explain_app = typer.Typer(
     help="Explain model predictions (talks to a running server).", no_args_is_help=True
@@ -36,16 +36,6 @@ explain_app = typer.Typer(
 job_app = typer.Typer(help="Batch explanation jobs.", no_args_is_help=True)
 explain_app.add_typer(job_app, name="job")
 
-UrlOption = Annotated[str, typer.Option("--url", envvar="SYNAPSENET_URL", help="Server base URL.")]
-ApiKeyOption = Annotated[
-    str | None,
-    typer.Option(
-        "--api-key",
-        envvar="SYNAPSENET_API_KEY",
-        help="API key; default: the admin key in the data directory.",
-        show_default=False,
-    ),
-]
 FileOption = Annotated[
     Path,
     typer.Option(
@@ -53,27 +43,6 @@ FileOption = Annotated[
     ),
 ]
 MethodOption = Annotated[str, typer.Option("--method", help="shap or lime.")]
-
-
-def _console() -> Console:
-    return Console(highlight=False)
-
-
-def _api_key(given: str | None) -> str | None:
-    if given:
-        return given
-    path = load_settings().admin_key_path
-    return path.read_text().strip() if path.is_file() else None
-
-
-@contextmanager
-def _client(url: str, api_key: str | None) -> Iterator[ExplainabilityClient]:
-    """An open client; any SynapseNet error inside becomes one red line and exit 1."""
-    with (
-        reporting_errors(),
-        ExplainabilityClient(url, api_key=_api_key(api_key), timeout=120.0) as client,
-    ):
-        yield client
 
 
 def _method(value: str) -> Literal["shap", "lime"]:
@@ -110,7 +79,7 @@ def _print_job(job: JobPublic) -> None:
     line = f"job {job.id}: [bold]{job.status.value}[/] {job.progress:.0%} ({escape(job.message)})"
     if job.error:
         line += f"\n[red]{escape(job.error)}[/]"
-    _console().print(line)
+    new_console().print(line)
 
 
 @explain_app.command("run")
@@ -124,7 +93,7 @@ def run(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Explain the rows of a file now and print each row's top attributions."""
-    with _client(url, api_key) as client:
+    with connect(ExplainabilityClient, url, api_key, timeout=120.0) as client:
         explanation = client.explain(model, version, read_rows(file), method=_method(method))
     table = Table("row", "prediction", "base", "top attributions", title=explanation.type.value)
     for i, values in enumerate(explanation.values):
@@ -137,9 +106,9 @@ def run(
             f"{explanation.base_values[i][0]:.4g}",
             ", ".join(parts),
         )
-    _console().print(table)
+    new_console().print(table)
     if explanation.cached:
-        _console().print("(answered from the cache)")
+        new_console().print("(answered from the cache)")
 
 
 @job_app.command("submit")
@@ -158,7 +127,7 @@ def job_submit(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Queue a batch explanation of a file's rows or of a dataset version."""
-    with _client(url, api_key) as client:
+    with connect(ExplainabilityClient, url, api_key, timeout=120.0) as client:
         if (file is None) == (dataset is None):
             raise InvalidError("give exactly one of --file and --dataset", field="file")
         job = client.submit_job(
@@ -179,10 +148,10 @@ def job_status(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Show a batch job's status; with --wait, a progress bar until it ends."""
-    with _client(url, api_key) as client:
+    with connect(ExplainabilityClient, url, api_key, timeout=120.0) as client:
         job = client.get_job(job_id)
         if wait and not job.status.is_final:
-            with Progress(console=_console(), transient=True) as progress:
+            with Progress(console=new_console(), transient=True) as progress:
                 task = progress.add_task(f"job {job_id}", total=1.0)
                 while not job.status.is_final:
                     progress.update(task, completed=job.progress, description=job.message)
@@ -201,7 +170,7 @@ def importance(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Print global importance of a job's explanations, with bootstrap intervals."""
-    with _client(url, api_key) as client:
+    with connect(ExplainabilityClient, url, api_key, timeout=120.0) as client:
         report = client.importance(job_id, method=method)
     level = round(report.confidence_level * 100)
     table = Table(
@@ -216,7 +185,7 @@ def importance(
             f"{feature.importance:.4g}",
             f"[{feature.ci_lower:.4g}, {feature.ci_upper:.4g}]",
         )
-    _console().print(table)
+    new_console().print(table)
 
 
 @explain_app.command("plot")
@@ -228,7 +197,7 @@ def plot(
     api_key: ApiKeyOption = None,
 ) -> None:
     """Save a job's importance bar chart or beeswarm plot."""
-    with _client(url, api_key) as client:
+    with connect(ExplainabilityClient, url, api_key, timeout=120.0) as client:
         suffix = out.suffix.lower().lstrip(".")
         if suffix not in ("png", "svg"):
             raise InvalidError(f"--out must end in .png or .svg. Got {out.name!r}.", field="out")
@@ -242,4 +211,4 @@ def plot(
             "png" if suffix == "png" else "svg",
         )
     out.write_bytes(data)
-    _console().print(f"Wrote {escape(str(out))} ({len(data)} bytes).")
+    new_console().print(f"Wrote {escape(str(out))} ({len(data)} bytes).")
