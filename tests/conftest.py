@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.databases",
+    "tests.fixtures.live_server",
     "tests.fixtures.redis",
     "tests.fixtures.s3",
 ]

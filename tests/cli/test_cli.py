@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from typer.testing import CliRunner
 
 from synapsenet import __version__
 from synapsenet.cli.main import app
+from tests.fixtures.live_server import free_port
 
 runner = CliRunner()
 
@@ -106,14 +106,8 @@ def test_unreachable_redis_bus_names_the_setting() -> None:
     assert result.stderr.startswith("error: SYNAPSENET_EVENT_BUS: ")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_serve_answers_healthz_on_embedded_defaults(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("SYNAPSENET_")}
     server = subprocess.Popen(
         [sys.executable, "-m", "synapsenet.cli", "serve", "--port", str(port)],

@@ -3,90 +3,33 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from synapsenet.cli.main import app
-from synapsenet.config import Settings
 from synapsenet.core.auth import Role
-from synapsenet.core.platform import Platform
-from synapsenet.gateway import create_app
+from tests.fixtures.live_server import Server, wait_for
 from tests.services.dataversion.api_fixtures import orders_csv
 
 runner = CliRunner()
 
 
-@dataclass
-class Server:
-    url: str
-    platform: Platform
-    env: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {condition}")
-        time.sleep(0.02)
-
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("SYNAPSENET_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def _isolated(clean_environment: None) -> None:
+    """Every test runs without the caller's SYNAPSENET_* settings."""
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[Server]:
-    """The gateway app served by uvicorn in a thread, its lifespan (and admin key) included."""
-    platform = Platform.open(settings)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(platform=platform), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        _wait("the server to start", lambda: uv.started)
-        # Let the relay publish the admin key's event, then record the key's first use, so
-        # no request races the relay for SQLite's write lock.
-        _wait("the outbox to drain", lambda: platform.relay.pending_count() == 0)
-        platform.keys.authenticate(settings.admin_key_path.read_text().strip())
-        env = {
-            "SYNAPSENET_URL": f"http://127.0.0.1:{port}",
-            "SYNAPSENET_DATA_DIR": str(settings.data_dir),
-            "COLUMNS": "220",
-        }
-        yield Server(env["SYNAPSENET_URL"], platform, env)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=20)
-        platform.close()
+def server(live_server: Server) -> Server:
+    return live_server
 
 
 def run(server: Server, *args: str) -> tuple[int, str, str]:
     # Each write waits for the relay: it competes with requests for SQLite's write lock.
-    _wait("the outbox to drain", lambda: server.platform.relay.pending_count() == 0)
+    wait_for("the outbox to drain", lambda: server.platform.relay.pending_count() == 0)
     result = runner.invoke(app, ["data", *args], env=server.env)
     return result.exit_code, result.stdout, result.stderr
 

@@ -3,86 +3,29 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
-import threading
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from synapsenet.cli.main import app
-from synapsenet.config import Settings
 from synapsenet.core.auth import Role
-from synapsenet.core.platform import Platform
-from synapsenet.gateway import create_app
 from synapsenet.services.abtesting.client import ABTestingClient
+from tests.fixtures.live_server import Server, free_port, wait_for
 from tests.services.abtesting.api_fixtures import binary_outcomes, exposures, spec_body
 
 runner = CliRunner()
 
 
-@dataclass
-class Server:
-    url: str
-    platform: Platform
-    env: dict[str, str]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(condition: str, check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {condition}")
-        time.sleep(0.02)
-
-
 @pytest.fixture(autouse=True)
-def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("SYNAPSENET_"):
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)
+def _isolated(clean_environment: None) -> None:
+    """Every test runs without the caller's SYNAPSENET_* settings."""
 
 
 @pytest.fixture
-def server(settings: Settings) -> Iterator[Server]:
-    """The gateway app served by uvicorn in a thread, its lifespan (and admin key) included."""
-    platform = Platform.open(settings)
-    port = _free_port()
-    config = uvicorn.Config(
-        create_app(platform=platform), host="127.0.0.1", port=port, log_level="warning"
-    )
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
-    thread.start()
-    try:
-        _wait("the server to start", lambda: uv.started)
-        # Let the relay publish the admin key's event, then record the key's first use, so
-        # no request races the relay for SQLite's write lock (see test_api's ``http``).
-        _wait("the outbox to drain", lambda: platform.relay.pending_count() == 0)
-        platform.keys.authenticate(settings.admin_key_path.read_text().strip())
-        env = {
-            "SYNAPSENET_URL": f"http://127.0.0.1:{port}",
-            "SYNAPSENET_DATA_DIR": str(settings.data_dir),
-            "COLUMNS": "220",
-        }
-        yield Server(env["SYNAPSENET_URL"], platform, env)
-    finally:
-        uv.should_exit = True
-        thread.join(timeout=20)
-        platform.close()
+def server(live_server: Server) -> Server:
+    return live_server
 
 
 def run(server: Server, *args: str) -> tuple[int, str, str]:
@@ -114,7 +57,7 @@ def test_create_list_start_results_decisions(server: Server, tmp_path: Path) -> 
     assert code == 0
     assert re.match(r"user-1 -> (control|canary) \(model version v[12]\)", out), out
 
-    _wait("the start event to be relayed", lambda: server.platform.relay.pending_count() == 0)
+    wait_for("the start event to be relayed", lambda: server.platform.relay.pending_count() == 0)
     admin = server.platform.settings.admin_key_path.read_text().strip()
     with ABTestingClient(server.url, api_key=admin) as client:
         batch = (
@@ -194,7 +137,7 @@ def test_errors_are_one_line_and_exit_1(server: Server, tmp_path: Path) -> None:
 
 
 def test_an_unreachable_server_is_one_error_line() -> None:
-    port = _free_port()
+    port = free_port()
     result = runner.invoke(
         app, ["experiment", "list", "--url", f"http://127.0.0.1:{port}", "--api-key", "k"]
     )

@@ -11,13 +11,21 @@ from typer.testing import CliRunner
 
 from synapsenet.cli.main import app
 from synapsenet.config import Settings
-from tests.cli.test_experiment_cli import Server, _isolated, server
+from tests.fixtures.live_server import Server
 from tests.services.explainability.service_fixtures import FEATURES, training_rows
 from tests.services.explainability.test_service import write_lightgbm_model
 
-__all__ = ["_isolated", "server"]
-
 runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _isolated(clean_environment: None) -> None:
+    """Every test runs without the caller's SYNAPSENET_* settings."""
+
+
+@pytest.fixture
+def server(live_server: Server) -> Server:
+    return live_server
 
 
 @pytest.fixture
