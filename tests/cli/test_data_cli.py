@@ -11,7 +11,8 @@ from typer.testing import CliRunner
 
 from synapsenet.cli.main import app
 from synapsenet.core.auth import Role
-from tests.fixtures.live_server import Server, wait_for
+from tests.fixtures.live_server import Server
+from tests.fixtures.redis import wait_until
 from tests.services.dataversion.api_fixtures import orders_csv
 
 runner = CliRunner()
@@ -29,7 +30,11 @@ def server(live_server: Server) -> Server:
 
 def run(server: Server, *args: str) -> tuple[int, str, str]:
     # Each write waits for the relay: it competes with requests for SQLite's write lock.
-    wait_for("the outbox to drain", lambda: server.platform.relay.pending_count() == 0)
+    wait_until(
+        lambda: server.platform.relay.pending_count() == 0,
+        timeout=20,
+        message="the outbox to drain",
+    )
     result = runner.invoke(app, ["data", *args], env=server.env)
     return result.exit_code, result.stdout, result.stderr
 

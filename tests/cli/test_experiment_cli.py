@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 from synapsenet.cli.main import app
 from synapsenet.core.auth import Role
 from synapsenet.services.abtesting.client import ABTestingClient
-from tests.fixtures.live_server import Server, free_port, wait_for
+from tests.fixtures.live_server import Server, free_port
+from tests.fixtures.redis import wait_until
 from tests.services.abtesting.api_fixtures import binary_outcomes, exposures, spec_body
 
 runner = CliRunner()
@@ -57,7 +58,11 @@ def test_create_list_start_results_decisions(server: Server, tmp_path: Path) -> 
     assert code == 0
     assert re.match(r"user-1 -> (control|canary) \(model version v[12]\)", out), out
 
-    wait_for("the start event to be relayed", lambda: server.platform.relay.pending_count() == 0)
+    wait_until(
+        lambda: server.platform.relay.pending_count() == 0,
+        timeout=20,
+        message="the start event to be relayed",
+    )
     admin = server.platform.settings.admin_key_path.read_text().strip()
     with ABTestingClient(server.url, api_key=admin) as client:
         batch = (

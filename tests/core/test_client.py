@@ -48,6 +48,7 @@ from synapsenet.errors import (
     SynapseNetError,
     UnavailableError,
 )
+from tests.fixtures.s3 import free_port
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -286,10 +287,7 @@ class FakeClock:
 
 
 def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
+    return free_port()
 
 
 # --- errors --------------------------------------------------------------------------------
