@@ -12,6 +12,7 @@ from synapsenet.services.explainability._cache_codec import (
     decode_explanation,
     encode_explanation,
 )
+from synapsenet.services.explainability.cache import cache_key
 from synapsenet.services.explainability.models import Explanation, ExplanationType
 
 
@@ -44,3 +45,15 @@ def test_an_unknown_float_tag_is_corrupt() -> None:
     assert len(tampered) == len(encoded)
     with pytest.raises(CorruptValueError, match=r"\$float tag holds 'big'"):
         decode_explanation(tampered)
+
+
+def test_cache_keys_tell_infinities_and_nan_apart() -> None:
+    inputs = np.zeros((1, 2))
+
+    def key(value: float) -> str:
+        return cache_key("m", "1", ExplanationType.SHAP_KERNEL, {"tol": value}, inputs)
+
+    keys = {key(math.inf), key(-math.inf), key(math.nan), key(1.0)}
+    assert len(keys) == 4
+    assert key(math.inf) == key(math.inf)
+    assert key(math.nan) == key(float("nan"))
