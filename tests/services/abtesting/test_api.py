@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,7 @@ from synapsenet.errors import ConflictError, InvalidError, NotFoundError
 from synapsenet.gateway import create_app
 from synapsenet.gateway.problems import PROBLEM_MEDIA_TYPE
 from synapsenet.services.abtesting.client import ABTestingClient
-from synapsenet.services.abtesting.models import ExperimentStatus, Observation
+from synapsenet.services.abtesting.models import ExperimentStatus, Exposure, Observation
 from synapsenet.services.abtesting.rollback import RollbackAction
 from tests.services.abtesting.api_fixtures import (
     binary_outcomes,
@@ -289,6 +289,38 @@ def test_ingestion_is_idempotent(operator: TestClient) -> None:
     assert (replayed["accepted"], replayed["duplicates"]) == (0, 4)
     results = operator.get(f"{BASE}/{experiment_id}/results").json()
     assert [v["exposures"] for v in results["variants"]] == [7, 4]
+
+
+def test_outcomes_may_name_their_request_or_unit_instead_of_the_variant(
+    operator: TestClient, app: FastAPI
+) -> None:
+    experiment_id = create(operator)["id"]
+    operator.post(f"{BASE}/{experiment_id}/start")
+    served = app.state.services["abtesting"].exposures
+    now = datetime.now(UTC)
+    served.record(experiment_id, Exposure("req-1", "alice", "canary", now))
+    served.record(experiment_id, Exposure("req-2", "bob", "control", now))
+    by_request = {**observation("o1", "unused", "conversion", 1.0), "request_id": "req-1"}
+    by_unit = {**observation("o2", "unused", "conversion", 0.0), "unit_id": "bob"}
+    for body in (by_request, by_unit):
+        del body["variant"]
+    response = ingest(operator, experiment_id, [by_request, by_unit])
+    assert response.status_code == 200, response.text
+    results = operator.get(f"{BASE}/{experiment_id}/results").json()
+    assert [v["exposures"] for v in results["variants"]] == [1, 1]
+    conversion = next(m for m in results["metrics"] if m["metric"] == "conversion")
+    assert (conversion["control_n"], conversion["treatment_n"]) == (1, 1)
+    assert (conversion["control_mean"], conversion["treatment_mean"]) == (0.0, 1.0)
+
+    unknown = {**observation("o3", "unused", "conversion", 1.0), "request_id": "req-404"}
+    del unknown["variant"]
+    refused = ingest(operator, experiment_id, [unknown])
+    assert refused.status_code == 422
+    assert refused.json()["field"] == "variant"
+    assert "req-404" in refused.json()["detail"]
+    bare = observation("o4", "unused")
+    del bare["variant"]
+    assert ingest(operator, experiment_id, [bare]).status_code == 422
 
 
 def test_events_on_a_draft_are_409(operator: TestClient) -> None:

@@ -217,11 +217,16 @@ def ingest_events(
 ) -> IngestResultPublic:
     """Record exposures and outcomes, then check the guardrails once.
 
+    An outcome without a variant is attributed to the arm that served its ``request_id``
+    (or the unit's latest request) through ``/v1/models/{name}/predict``.
+
     Counting is idempotent: a batch with a ``batch_id`` is counted once, otherwise each
     observation once per ``event_id``. The guardrail check runs only when the batch added
     data and the experiment has a guardrail; a pure retry must not advance a breach streak.
     """
-    observations = [o.to_domain() for o in body.observations]
+    observations = service.exposures.attribute(
+        experiment_id, [o.to_pending() for o in body.observations]
+    )
     result = service.engine.ingest(experiment_id, observations, batch_id=body.batch_id)
     check: RollbackDecision | None = None
     if result.accepted:

@@ -429,3 +429,21 @@ class Observation:
     metric: str | None = None
     value: float | None = None
     covariate: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A unit served by an arm of a running experiment: one routed prediction request.
+
+    Attributes:
+        request_id: The request that served it; outcomes may later name it instead of the
+            variant.
+        unit_id: The unit (user, session) routed.
+        variant: The arm that served it.
+        time: When it was served (aware UTC).
+    """
+
+    request_id: str
+    unit_id: str
+    variant: str
+    time: datetime

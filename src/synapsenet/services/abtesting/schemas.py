@@ -25,10 +25,12 @@ from pydantic import (
     Field,
     FiniteFloat,
     StringConstraints,
+    model_validator,
 )
 
 from synapsenet.services.abtesting.controller import TickReport
 from synapsenet.services.abtesting.engine import Decision
+from synapsenet.services.abtesting.exposures import PendingOutcome
 from synapsenet.services.abtesting.ingestion import IngestResult
 from synapsenet.services.abtesting.models import (
     BanditConfig,
@@ -427,29 +429,45 @@ class AssignmentBatchPublic(BaseModel):
 
 
 class ObservationIn(BaseModel):
-    """An exposure (no metric) or an outcome of one unit."""
+    """An exposure (no metric) or an outcome of one unit.
+
+    An outcome may leave out ``variant`` when the platform served the unit (``/predict``):
+    the arm is then the one that served ``request_id``, or without one the arm that served
+    the unit's latest request. An exposure always names its variant.
+    """
 
     model_config = _FORBID
 
     event_id: Name
     unit_id: Name
-    variant: Name
+    variant: Name | None = None
+    request_id: Name | None = None
     time: AwareDatetime
     metric: Name | None = None
     value: FiniteFloat | None = None
     covariate: FiniteFloat | None = None
 
-    def to_domain(self) -> Observation:
-        """The domain object."""
-        return Observation(
+    @model_validator(mode="after")
+    def _exposures_name_their_variant(self) -> ObservationIn:
+        if self.variant is None and self.metric is None:
+            raise ValueError(
+                "an exposure (no metric) must name its variant; only outcomes may be "
+                "attributed by request_id or unit_id"
+            )
+        return self
+
+    def to_pending(self) -> PendingOutcome:
+        """The domain observation, marked for attribution when it names no variant."""
+        observation = Observation(
             event_id=self.event_id,
             unit_id=self.unit_id,
-            variant=self.variant,
+            variant=self.variant or "",
             time=self.time,
             metric=self.metric,
             value=self.value,
             covariate=self.covariate,
         )
+        return PendingOutcome(observation, self.request_id, resolve=self.variant is None)
 
 
 class IngestRequest(BaseModel):

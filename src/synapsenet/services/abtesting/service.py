@@ -1,4 +1,4 @@
-"""The A/B testing service as the gateway hosts it: engine, controller and router."""
+"""The A/B testing service as the gateway hosts it: engine, controller, exposures, router."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from synapsenet.core.platform import Platform
 from synapsenet.services.abtesting.api import router
 from synapsenet.services.abtesting.controller import ExperimentController
 from synapsenet.services.abtesting.engine import ABTestingEngine, ModelRegistryPort
+from synapsenet.services.abtesting.exposures import ExposureLog
 
 
 class ABTestingService:
@@ -23,11 +24,14 @@ class ABTestingService:
         self.platform = platform
         self.engine = ABTestingEngine(platform.db, registry=registry)
         self.controller = ExperimentController(self.engine)
+        self.exposures = ExposureLog(self.engine, registry=platform.metrics)
 
     def start(self) -> None:
         """Run guardrail checks, ramps and bandit reweights on the configured schedule."""
         self.controller.start(self.platform.settings.experiment_tick_seconds)
+        self.exposures.start()
 
     def stop(self) -> None:
-        """Stop the scheduler."""
+        """Stop the scheduler; write the exposures still buffered."""
         self.controller.stop()
+        self.exposures.stop()

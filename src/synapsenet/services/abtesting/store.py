@@ -9,7 +9,7 @@ transaction as the aggregates it changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -36,6 +36,7 @@ from synapsenet.services.abtesting.models import (
     Experiment,
     ExperimentSpec,
     ExperimentStatus,
+    Exposure,
     MetricDefinition,
     RampStep,
     RollbackPolicy,
@@ -147,6 +148,23 @@ class GuardrailStateRecord(Base):
     metric: Mapped[str] = mapped_column(String(200), primary_key=True)
     consecutive_breaches: Mapped[int] = mapped_column(Integer)
     last_counted_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class ServedRequestRecord(Base):
+    """A request routed to an arm: lets an outcome name its request or unit, not its arm."""
+
+    __tablename__ = "abtesting_served_requests"
+    __table_args__ = (
+        Index("ix_abtesting_served_requests_unit", "experiment_id", "unit_id", "served_at"),
+    )
+
+    experiment_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("abtesting_experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    request_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    unit_id: Mapped[str] = mapped_column(String(200))
+    variant: Mapped[str] = mapped_column(String(200))
+    served_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 def spec_to_json(spec: ExperimentSpec) -> str:
@@ -367,3 +385,54 @@ def load_exposures(session: Session, experiment_id: str) -> dict[str, tuple[int,
         select(ExposureRecord).where(ExposureRecord.experiment_id == experiment_id)
     )
     return {row.variant: (row.count, row.updated_at) for row in rows}
+
+
+def record_served(session: Session, experiment_id: str, exposures: Sequence[Exposure]) -> None:
+    """Log served requests; a request logged before keeps its first row."""
+    if not exposures:
+        return
+    table = ServedRequestRecord.__table__
+    rows = [
+        {
+            "experiment_id": experiment_id,
+            "request_id": e.request_id,
+            "unit_id": e.unit_id,
+            "variant": e.variant,
+            "served_at": e.time,
+        }
+        for e in exposures
+    ]
+    session.execute(_insert(session, table).on_conflict_do_nothing(), rows)
+
+
+def variants_of_requests(
+    session: Session, experiment_id: str, request_ids: Collection[str]
+) -> dict[str, str]:
+    """The arm that served each logged request (requests never logged are absent)."""
+    if not request_ids:
+        return {}
+    rows = session.execute(
+        select(ServedRequestRecord.request_id, ServedRequestRecord.variant).where(
+            ServedRequestRecord.experiment_id == experiment_id,
+            ServedRequestRecord.request_id.in_(sorted(request_ids)),
+        )
+    )
+    return dict(rows.tuples().all())
+
+
+def variants_of_units(
+    session: Session, experiment_id: str, unit_ids: Collection[str]
+) -> dict[str, str]:
+    """The arm that served each unit's latest logged request (units never served are absent)."""
+    if not unit_ids:
+        return {}
+    rows = session.execute(
+        select(ServedRequestRecord.unit_id, ServedRequestRecord.variant)
+        .where(
+            ServedRequestRecord.experiment_id == experiment_id,
+            ServedRequestRecord.unit_id.in_(sorted(unit_ids)),
+        )
+        .order_by(ServedRequestRecord.served_at, ServedRequestRecord.request_id)
+    )
+    # Ordered by time, so the last row of a unit wins.
+    return dict(rows.tuples().all())
