@@ -313,3 +313,13 @@ def test_loaded_models_are_adapted_once_and_requests_are_measured(
         )
         == 4.0
     )
+
+
+def test_the_adapted_model_cache_is_bounded(
+    models: StaticModels, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("synapsenet.services.inference.engine._FUNCTION_CACHE_SIZE", 1)
+    engine = InferenceEngine(models)
+    engine.predict("fraud", rows(1).tolist(), version="1")
+    engine.predict("fraud", rows(1).tolist(), version="2")
+    assert [key[:2] for key in engine._functions] == [("fraud", "2")]

@@ -153,7 +153,7 @@ class ABTestingEngine:
             with self.db.transaction() as session:
                 session.add(record)
                 session.flush()
-                self._emit(session, record, "created", {"from_status": None})
+                self.emit_in(session, record, "created", {"from_status": None})
         except IntegrityError:
             raise ConflictError(f"an experiment named {spec.name!r} exists already") from None
         return experiment_from_record(record)
@@ -269,7 +269,9 @@ class ABTestingEngine:
             record.ended_at = now
 
         def log(session: Session, record: ExperimentRecord, now: datetime) -> None:
-            self._log_decision(session, record.id, now, "rollback", "rolled_back", reason, evidence)
+            self.log_decision_in(
+                session, record.id, now, "rollback", "rolled_back", reason, evidence
+            )
 
         rolled_back = self._transition(
             experiment_id,
@@ -327,8 +329,8 @@ class ABTestingEngine:
                 record.treatment_share = str(treatment_share)
             record.step_started_at = now
             record.version += 1
-            self._log_decision(session, record.id, now, kind, "reallocated", reason, evidence)
-            self._emit(
+            self.log_decision_in(session, record.id, now, kind, "reallocated", reason, evidence)
+            self.emit_in(
                 session,
                 record,
                 "ramped" if kind == "ramp" else "reallocated",
@@ -353,8 +355,8 @@ class ABTestingEngine:
             record.ramp_held = held
             record.version += 1
             outcome = "held" if held else "released"
-            self._log_decision(session, record.id, now, "ramp", outcome, reason, {})
-            self._emit(session, record, f"ramp_{outcome}", {"reason": reason})
+            self.log_decision_in(session, record.id, now, "ramp", outcome, reason, {})
+            self.emit_in(session, record, f"ramp_{outcome}", {"reason": reason})
             updated = experiment_from_record(record)
         self.router.forget()
         return updated
@@ -467,12 +469,12 @@ class ABTestingEngine:
         """Append a decision (e.g. an inconclusive guardrail check) to the log."""
         with self.db.transaction(write=True) as session:
             record = self._load(session, experiment_id)
-            self._log_decision(session, record.id, self.clock(), kind, outcome, reason, evidence)
+            self.log_decision_in(session, record.id, self.clock(), kind, outcome, reason, evidence)
 
     # ------------------------------------------------------------------ internals
 
     @staticmethod
-    def _log_decision(
+    def log_decision_in(
         session: Session,
         experiment_id: str,
         at: datetime,
@@ -481,6 +483,7 @@ class ABTestingEngine:
         reason: str,
         evidence: dict[str, Any],
     ) -> None:
+        """Append a decision inside the caller's transaction (e.g. an event consumer's)."""
         session.add(
             DecisionRecord(
                 experiment_id=experiment_id,
@@ -543,13 +546,16 @@ class ABTestingEngine:
                 mutate(record, now)
             if also is not None:
                 also(session, record, now)
-            self._emit(session, record, event, {"from_status": current.value, **(data or {})})
+            self.emit_in(session, record, event, {"from_status": current.value, **(data or {})})
             updated = experiment_from_record(record)
         self.router.forget()
         return updated
 
     @staticmethod
-    def _emit(session: Session, record: ExperimentRecord, event: str, data: dict[str, Any]) -> None:
+    def emit_in(
+        session: Session, record: ExperimentRecord, event: str, data: dict[str, Any]
+    ) -> None:
+        """Write ``abtesting.experiment.<event>`` to the outbox in the caller's transaction."""
         record_event(
             session,
             Event(

@@ -417,7 +417,7 @@ def variants_of_requests(
             ServedRequestRecord.request_id.in_(sorted(request_ids)),
         )
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 def variants_of_units(
@@ -435,4 +435,4 @@ def variants_of_units(
         .order_by(ServedRequestRecord.served_at, ServedRequestRecord.request_id)
     )
     # Ordered by time, so the last row of a unit wins.
-    return dict(rows.tuples().all())
+    return dict(rows.all())

@@ -158,14 +158,14 @@ class InferenceEngine:
 
     # ------------------------------------------------------------------ serving
 
-    def _function(self, loaded: LoadedModel, example: object) -> ModelFunction:
+    def _function(self, loaded: LoadedModel, example: FloatArray) -> ModelFunction:
         key = (loaded.name, loaded.version, loaded.content_hash)
         with self._lock:
             function = self._functions.get(key)
             if function is not None:
                 self._functions.move_to_end(key)
                 return function
-        built = adapt(loaded.model, feature_names=loaded.feature_names, example=example)  # type: ignore[arg-type]
+        built = adapt(loaded.model, feature_names=loaded.feature_names, example=example)
         with self._lock:
             self._functions[key] = built
             while len(self._functions) > _FUNCTION_CACHE_SIZE:
