@@ -502,6 +502,53 @@ def test_recorded_transformations_appear_in_lineage_impact_and_openlineage(
     assert cycle.status_code == 409
 
 
+def test_a_transformation_run_elsewhere_is_recorded_over_http(
+    operator: TestClient, app: FastAPI, tokens: dict[Role, str]
+) -> None:
+    create(operator)
+    create(operator, "clean")
+    assert upload(operator, orders_csv(20)).status_code == 201
+    assert upload(operator, orders_csv(18), dataset="clean").status_code == 201
+    started = datetime(2024, 5, 1, tzinfo=UTC)
+    step = Transformation(
+        id="t-ext",
+        type=TransformationType.CLEAN,
+        name="drop_test_orders",
+        inputs=(NodeRef.dataset_version("orders", 1),),
+        outputs=(NodeRef.dataset_version("clean", 1),),
+        started_at=started,
+        finished_at=started + timedelta(seconds=3),
+        parameters={"min_amount": 0},
+    )
+    with DataVersionClient(
+        "http://synapsenet.internal",
+        api_key=tokens[Role.OPERATOR],
+        transport=InProcessTransport(app),
+    ) as client:
+        recorded = client.record_transformation(step)
+        assert (recorded.id, recorded.type, recorded.inputs, recorded.outputs) == (
+            "t-ext",
+            "clean",
+            ["dataset:orders@v1"],
+            ["dataset:clean@v1"],
+        )
+        assert client.record_transformation(step.to_dict()).id == "t-ext"  # idempotent
+        assert [n.node for n in client.lineage("clean", "v1").nodes] == ["dataset:orders@v1"]
+        with pytest.raises(ConflictError):
+            client.record_transformation({**step.to_dict(), "name": "another"})
+        with pytest.raises(NotFoundError):
+            client.record_transformation(
+                {**step.to_dict(), "id": "t-2", "inputs": ["dataset:orders@v9"]}
+            )
+    bad_type = operator.post(
+        f"{BASE}/lineage/transformations", json={**step.to_dict(), "id": "t-3", "type": "magic"}
+    )
+    assert (bad_type.status_code, bad_type.json()["field"]) == (422, "type")
+    viewer = {"X-API-Key": tokens[Role.VIEWER]}
+    refused = operator.post(f"{BASE}/lineage/transformations", json=step.to_dict(), headers=viewer)
+    assert refused.status_code == 403
+
+
 def test_damaged_chunks_are_reported_not_served(operator: TestClient, platform: Platform) -> None:
     create(operator)
     data = orders_csv(500)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 from urllib.parse import quote
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Body, Depends, Header, Query, Request, Response
 from fastapi import status as http_status
 from fastapi.responses import PlainTextResponse, StreamingResponse
 from pydantic import AwareDatetime
@@ -34,9 +34,10 @@ from synapsenet.errors import InvalidError, NotFoundError, UnauthorizedError
 from synapsenet.services.dataversion.chunks import validate_path
 from synapsenet.services.dataversion.diff import diff_versions
 from synapsenet.services.dataversion.engine import HEAD
-from synapsenet.services.dataversion.lineage_model import NodeKind, NodeRef
+from synapsenet.services.dataversion.lineage_model import NodeKind, NodeRef, Transformation
 from synapsenet.services.dataversion.models import DatasetVersion, validate_tag
 from synapsenet.services.dataversion.schemas import (
+    TRANSFORMATION_EXAMPLE,
     CommitPublic,
     DatasetCreate,
     DatasetPublic,
@@ -55,6 +56,7 @@ from synapsenet.services.dataversion.schemas import (
     NodeDistancePublic,
     StatsPublic,
     TagRequest,
+    TransformationSummary,
     VerifyPublic,
     VersionPublic,
 )
@@ -152,6 +154,26 @@ def link_nodes(body: LinkCreate, service: DataVersionDep) -> LinkPublic:
             service.engine.resolve(f"{node.name}@v{node.version_number}")
     service.lineage.link(source, target)
     return LinkPublic(source=str(source), target=str(target))
+
+
+@router.post("/lineage/transformations", status_code=http_status.HTTP_201_CREATED)
+def record_transformation(
+    body: Annotated[dict[str, Any], Body(examples=[TRANSFORMATION_EXAMPLE])],
+    service: DataVersionDep,
+) -> TransformationSummary:
+    """Record a transformation that ran outside the platform (an external pipeline step).
+
+    The body is a transformation document (what ``Transformation.to_dict`` writes):
+    ``id``, ``type``, ``name``, ``inputs``, ``outputs``, ``parameters``, ``started_at``,
+    ``finished_at``, ``status`` and optionally ``version`` and ``code``. Every dataset
+    version it names must exist (404). Recording the same id again is a no-op; a different
+    transformation under a known id is a conflict (409), and a cycle is refused (422).
+    """
+    transformation = Transformation.from_dict(body)
+    for node in (*transformation.inputs, *transformation.outputs):
+        if node.kind is NodeKind.DATASET_VERSION:
+            service.engine.resolve(f"{node.name}@v{node.version_number}")
+    return TransformationSummary.of(service.lineage.record(transformation))
 
 
 @router.post("/gc")

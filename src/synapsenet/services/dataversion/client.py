@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -43,6 +43,7 @@ from synapsenet.services.dataversion._transfer import (
     write_tar,
 )
 from synapsenet.services.dataversion.chunks import CorruptDataError, validate_path
+from synapsenet.services.dataversion.lineage_model import Transformation
 from synapsenet.services.dataversion.schemas import (
     CommitPublic,
     DatasetPublic,
@@ -55,6 +56,7 @@ from synapsenet.services.dataversion.schemas import (
     LineagePublic,
     LinkPublic,
     StatsPublic,
+    TransformationSummary,
     VerifyPublic,
     VersionPublic,
 )
@@ -502,6 +504,24 @@ class DataVersionClient(ServiceClient):
         """
         data = self.post_json(f"{API_PREFIX}/lineage/links", {"source": source, "target": target})
         return LinkPublic.model_validate(data)
+
+    def record_transformation(
+        self, transformation: Transformation | Mapping[str, Any]
+    ) -> TransformationSummary:
+        """Record a transformation that ran outside the platform (idempotent by its id).
+
+        Args:
+            transformation: The transformation, or its document (``Transformation.to_dict``).
+        """
+        body = (
+            transformation.to_dict()
+            if isinstance(transformation, Transformation)
+            else dict(transformation)
+        )
+        data = self.post_json(
+            f"{API_PREFIX}/lineage/transformations", body, idempotency_key=str(body.get("id"))
+        )
+        return TransformationSummary.model_validate(data)
 
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcPublic:
         """Delete chunks no version references (older than the grace period)."""

@@ -294,6 +294,21 @@ class DeprecateRequest(BaseModel):
 # ---------------------------------------------------------------------- lineage
 
 
+TRANSFORMATION_EXAMPLE: dict[str, Any] = {
+    "id": "clean-2026-11-26-01",
+    "type": "clean",
+    "name": "drop_incomplete_rows",
+    "version": "1",
+    "inputs": ["dataset:transactions@v1"],
+    "outputs": ["dataset:transactions-clean@v1"],
+    "parameters": {"columns": ["amount"]},
+    "started_at": "2026-11-26T07:00:00Z",
+    "finished_at": "2026-11-26T07:00:02Z",
+    "status": "completed",
+}
+"""A transformation document as ``POST /v1/datasets/lineage/transformations`` takes it."""
+
+
 class TransformationSummary(BaseModel):
     """A recorded transformation, in brief."""
 
