@@ -19,12 +19,18 @@ from synapsenet.gateway.problems import install_problem_handlers
 from synapsenet.services.abtesting.service import ABTestingService
 from synapsenet.services.dataversion.service import DataVersionService
 from synapsenet.services.explainability.service import ExplanationService
+from synapsenet.services.registry.service import RegistryService
 
 logger = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[Platform], HostedService]
 
-SERVICES: tuple[ServiceFactory, ...] = (ABTestingService, DataVersionService, ExplanationService)
+SERVICES: tuple[ServiceFactory, ...] = (
+    ABTestingService,
+    DataVersionService,
+    ExplanationService,
+    RegistryService,
+)
 """The services hosted in this process; each mounts its router under ``/v1``."""
 
 

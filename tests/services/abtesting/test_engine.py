@@ -9,6 +9,7 @@ import pytest
 from sqlalchemy import select
 
 from synapsenet.core.db import Database, utcnow
+from synapsenet.core.events import Event
 from synapsenet.core.outbox import OutboxRecord
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
 from synapsenet.services.abtesting.engine import ABTestingEngine
@@ -231,6 +232,31 @@ def test_rollback_sends_everyone_to_control_and_logs_evidence(
     assert (decision.kind, decision.outcome) == ("rollback", "rolled_back")
     assert decision.evidence == {"p": 0.001}
     assert event_types(db)[-1] == "abtesting.experiment.rolled_back"
+
+
+def test_outcome_events_name_the_model_versions_a_registry_acts_on(
+    engine: ABTestingEngine, db: Database
+) -> None:
+    rolled = engine.start(engine.create(canary_spec("rolled")).id)
+    engine.rollback(rolled.id, reason="guardrail", evidence={})
+    won = engine.start(engine.create(canary_spec("won")).id)
+    engine.complete(won.id, winner="canary")
+    with db.transaction() as session:
+        envelopes = {
+            kind: Event.from_json(envelope).data
+            for kind, envelope in session.execute(
+                select(OutboxRecord.type, OutboxRecord.envelope).where(
+                    OutboxRecord.type.in_(
+                        ["abtesting.experiment.rolled_back", "abtesting.experiment.completed"]
+                    )
+                )
+            )
+        }
+    rolled_back = envelopes["abtesting.experiment.rolled_back"]
+    assert rolled_back["model_name"] == "fraud"
+    assert rolled_back["treatment_model_versions"] == ["v2"]
+    completed = envelopes["abtesting.experiment.completed"]
+    assert (completed["model_name"], completed["winner_model_version"]) == ("fraud", "v2")
 
 
 def test_registry_is_told_of_promotion_and_rollback(db: Database) -> None:

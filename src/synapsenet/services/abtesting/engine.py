@@ -262,7 +262,10 @@ class ABTestingEngine:
 
         The decision and the ``abtesting.experiment.rolled_back`` event are written in the
         same transaction as the status; then the registry demotes every treatment version.
+        The event names those versions (``treatment_model_versions``), so a registry that
+        listens on the bus can demote them too.
         """
+        treatments = [v.model_version for v in self.get(experiment_id).variants if not v.is_control]
 
         def roll_back(record: ExperimentRecord, now: datetime) -> None:
             self._all_to_control(record)
@@ -278,7 +281,11 @@ class ABTestingEngine:
             ExperimentStatus.ROLLED_BACK,
             "rolled_back",
             roll_back,
-            data={"reason": reason, "evidence": evidence},
+            data={
+                "reason": reason,
+                "evidence": evidence,
+                "treatment_model_versions": treatments,
+            },
             also=log,
         )
         if self.registry is not None:
