@@ -16,6 +16,7 @@ from synapsenet.cli.data import data_app
 from synapsenet.cli.errors import reporting_errors
 from synapsenet.cli.experiment import experiment_app
 from synapsenet.cli.explain import explain_app
+from synapsenet.cli.runs import runs_app
 from synapsenet.config import load_settings
 from synapsenet.core.auth import ApiKeyStore, Role
 from synapsenet.core.db import Database
@@ -37,6 +38,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(experiment_app, name="experiment")
 app.add_typer(data_app, name="data")
 app.add_typer(explain_app, name="explain")
+app.add_typer(runs_app, name="runs")
 
 
 def _version(value: bool) -> None:

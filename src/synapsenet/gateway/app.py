@@ -18,13 +18,19 @@ from synapsenet.gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from synapsenet.gateway.problems import install_problem_handlers
 from synapsenet.services.abtesting.service import ABTestingService
 from synapsenet.services.dataversion.service import DataVersionService
+from synapsenet.services.experiments.service import RunTrackingService
 from synapsenet.services.explainability.service import ExplanationService
 
 logger = logging.getLogger(__name__)
 
 ServiceFactory = Callable[[Platform], HostedService]
 
-SERVICES: tuple[ServiceFactory, ...] = (ABTestingService, DataVersionService, ExplanationService)
+SERVICES: tuple[ServiceFactory, ...] = (
+    ABTestingService,
+    DataVersionService,
+    ExplanationService,
+    RunTrackingService,
+)
 """The services hosted in this process; each mounts its router under ``/v1``."""
 
 

@@ -8,5 +8,14 @@ from synapsenet.core import auth, jobs, outbox
 from synapsenet.core.db import Base
 from synapsenet.services.abtesting import store as abtesting_store
 from synapsenet.services.dataversion import store as dataversion_store
+from synapsenet.services.experiments import store as experiments_store
 
-__all__ = ["Base", "abtesting_store", "auth", "dataversion_store", "jobs", "outbox"]
+__all__ = [
+    "Base",
+    "abtesting_store",
+    "auth",
+    "dataversion_store",
+    "experiments_store",
+    "jobs",
+    "outbox",
+]
