@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,14 +19,16 @@ START = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 class TickingClock:
-    """A clock that moves one second forward each time it is read."""
+    """A clock that moves one second forward each time it is read (also across threads)."""
 
     def __init__(self, start: datetime = START) -> None:
         self.now = start
+        self._lock = threading.Lock()
 
     def __call__(self) -> datetime:
-        self.now += timedelta(seconds=1)
-        return self.now
+        with self._lock:
+            self.now += timedelta(seconds=1)
+            return self.now
 
 
 @pytest.fixture

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -450,3 +452,128 @@ def test_list_runs_refuses_bad_paging(
     with pytest.raises(InvalidError) as info:
         tracker.list_runs(limit=limit, offset=offset)
     assert info.value.field == field
+
+
+# ---------------------------------------------------------------------- races
+
+
+class InterleavingLinker:
+    """The real lineage graph, running ``meanwhile`` once just after the first link.
+
+    The tracker links before it writes its own row; this puts a concurrent caller exactly in
+    that gap.
+    """
+
+    def __init__(self, lineage: LineageGraph, meanwhile: Callable[[], object]) -> None:
+        self.lineage = lineage
+        self.meanwhile: Callable[[], object] | None = meanwhile
+
+    def link(self, source: NodeRef, target: NodeRef) -> None:
+        self.lineage.link(source, target)
+        if self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+
+
+def test_a_dataset_logged_concurrently_is_recorded_once(
+    tracker: RunTracker, db: Database, lineage: LineageGraph
+) -> None:
+    run = tracker.start_run()
+    racing = RunTracker(
+        db,
+        lineage=InterleavingLinker(
+            lineage, lambda: RunTracker(db).log_dataset(run.id, "orders@v1")
+        ),
+    )
+    assert racing.log_dataset(run.id, "orders@v1") == "orders@v1"
+    assert tracker.datasets_of_run(run.id) == ["orders@v1"]
+
+
+def test_a_model_logged_concurrently_by_the_same_run_is_recorded_once(
+    tracker: RunTracker, db: Database, lineage: LineageGraph
+) -> None:
+    run = tracker.start_run()
+    racing = RunTracker(
+        db, lineage=InterleavingLinker(lineage, lambda: tracker.log_model(run.id, "m", "1"))
+    )
+    racing.log_model(run.id, "m", "1")
+    assert [m.ref for m in tracker.get_run(run.id).models] == ["m@1"]
+
+
+def test_a_model_claimed_concurrently_by_another_run_is_a_conflict(
+    tracker: RunTracker, db: Database, lineage: LineageGraph
+) -> None:
+    first, second = tracker.start_run(), tracker.start_run()
+    racing = RunTracker(
+        db, lineage=InterleavingLinker(lineage, lambda: tracker.log_model(first.id, "m", "1"))
+    )
+    with pytest.raises(ConflictError, match=f"model m@1 was produced by run {first.id}"):
+        racing.log_model(second.id, "m", "1")
+    assert tracker.get_run(second.id).models == ()
+
+
+def test_parallel_claims_of_one_model_version_leave_one_producer(tracker: RunTracker) -> None:
+    runs = [tracker.start_run() for _ in range(4)]
+    barrier = threading.Barrier(len(runs))
+    outcomes: list[str] = []
+
+    def claim(run_id: str) -> None:
+        barrier.wait()
+        try:
+            tracker.log_model(run_id, "m", "1")
+            outcomes.append("ok")
+        except ConflictError:
+            outcomes.append("conflict")
+
+    threads = [threading.Thread(target=claim, args=(r.id,)) for r in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(outcomes) == ["conflict", "conflict", "conflict", "ok"]
+    producers = [r.id for r in runs if tracker.get_run(r.id).models]
+    assert len(producers) == 1
+    assert tracker.list_runs(model="m@1")[0].id == producers[0]
+
+
+def test_logging_racing_the_end_of_a_run_lands_before_it_or_is_refused(
+    tracker: RunTracker,
+) -> None:
+    run = tracker.start_run()
+    barrier = threading.Barrier(2)
+    refused: list[int] = []
+
+    def log() -> None:
+        barrier.wait()
+        for step in range(50):
+            try:
+                tracker.log_metric(run.id, "loss", 1.0 / (step + 1), step=step)
+            except ConflictError:
+                refused.append(step)
+                return
+
+    def end() -> None:
+        barrier.wait()
+        tracker.end_run(run.id)
+
+    threads = [threading.Thread(target=log), threading.Thread(target=end)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    ended = tracker.get_run(run.id)
+    assert ended.ended_at is not None
+    history = tracker.metric_history(run.id, "loss")
+    # Every point that was accepted was written before the run ended; none after.
+    assert all(m.timestamp < ended.ended_at for m in history)
+    assert len(history) == (refused[0] if refused else 50)
+
+
+def test_params_and_tags_must_be_mappings(tracker: RunTracker) -> None:
+    run = tracker.start_run()
+    with pytest.raises(InvalidError, match="params must be a mapping") as info:
+        tracker.log_params(run.id, [("a", 1)])  # type: ignore[arg-type]
+    assert info.value.field == "params"
+    with pytest.raises(InvalidError, match="tags must be a mapping") as info:
+        tracker.set_tags(run.id, "team=risk")  # type: ignore[arg-type]
+    assert info.value.field == "tags"

@@ -231,8 +231,9 @@ class RunTracker:
             ConflictError: It already ended with another status, or ``status`` is ``running``.
         """
         target = RunStatus(status)
-        now = self.clock()
         with self._locked(run_id) as (session, record):
+            # Read under the lock: every measurement accepted before it is older.
+            now = self.clock()
             if check_end(record.id, RunStatus(record.status), target):
                 record.status = target.value
                 record.ended_at = now
