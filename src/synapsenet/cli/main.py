@@ -17,6 +17,7 @@ from synapsenet.cli.errors import reporting_errors
 from synapsenet.cli.experiment import experiment_app
 from synapsenet.cli.explain import explain_app
 from synapsenet.cli.models import models_app
+from synapsenet.cli.runs import runs_app
 from synapsenet.config import load_settings
 from synapsenet.core.auth import ApiKeyStore, Role
 from synapsenet.core.db import Database
@@ -39,6 +40,7 @@ app.add_typer(experiment_app, name="experiment")
 app.add_typer(data_app, name="data")
 app.add_typer(explain_app, name="explain")
 app.add_typer(models_app, name="models")
+app.add_typer(runs_app, name="runs")
 
 
 def _version(value: bool) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI
 
@@ -18,20 +19,44 @@ from synapsenet.gateway.middleware import MetricsMiddleware, RequestIdMiddleware
 from synapsenet.gateway.problems import install_problem_handlers
 from synapsenet.services.abtesting.service import ABTestingService
 from synapsenet.services.dataversion.service import DataVersionService
+from synapsenet.services.experiments.service import RunTrackingService
+from synapsenet.services.explainability.loader import FileModelLoader
+from synapsenet.services.explainability.loader_chain import ChainedModelLoader
 from synapsenet.services.explainability.service import ExplanationService
+from synapsenet.services.inference.registry_models import RegistryServedModels
+from synapsenet.services.inference.service import InferenceService
 from synapsenet.services.registry.service import RegistryService
 
 logger = logging.getLogger(__name__)
 
-ServiceFactory = Callable[[Platform], HostedService]
 
-SERVICES: tuple[ServiceFactory, ...] = (
-    ABTestingService,
-    DataVersionService,
-    ExplanationService,
-    RegistryService,
-)
-"""The services hosted in this process; each mounts its router under ``/v1``."""
+def host_services(platform: Platform) -> list[HostedService]:
+    """Build the services hosted in this process, wired to each other in-process.
+
+    Inference routes through the A/B testing engine and records exposures in its log,
+    serves models from the registry and explains through the explanation service; the
+    explanation service loads registered models first and model files under the data
+    directory second.
+    """
+    abtesting = ABTestingService(platform)
+    registry = RegistryService(platform)
+    files = FileModelLoader(Path(platform.settings.data_dir) / "models")
+    explanations = ExplanationService(platform, loader=ChainedModelLoader([registry.loader, files]))
+    inference = InferenceService(
+        platform,
+        models=RegistryServedModels(registry.registry, registry.loader),
+        router=abtesting.engine,
+        exposures=abtesting.exposures,
+        explainer=explanations,
+    )
+    return [
+        abtesting,
+        DataVersionService(platform),
+        explanations,
+        registry,
+        RunTrackingService(platform),
+        inference,
+    ]
 
 
 def bootstrap_admin_key(platform: Platform) -> None:
@@ -60,7 +85,7 @@ def create_app(settings: Settings | None = None, *, platform: Platform | None = 
     """
     owns_platform = platform is None
     current = platform if platform is not None else Platform.open(settings or load_settings())
-    services = {service.name: service for service in (make(current) for make in SERVICES)}
+    services = {service.name: service for service in host_services(current)}
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -8,6 +8,7 @@ from synapsenet.core import auth, jobs, outbox
 from synapsenet.core.db import Base
 from synapsenet.services.abtesting import store as abtesting_store
 from synapsenet.services.dataversion import store as dataversion_store
+from synapsenet.services.experiments import store as experiments_store
 from synapsenet.services.registry import store as registry_store
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "abtesting_store",
     "auth",
     "dataversion_store",
+    "experiments_store",
     "jobs",
     "outbox",
     "registry_store",
