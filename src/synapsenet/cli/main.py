@@ -13,6 +13,7 @@ from rich.table import Table
 
 from synapsenet import __version__
 from synapsenet.cli.data import data_app
+from synapsenet.cli.demo import demo
 from synapsenet.cli.errors import reporting_errors
 from synapsenet.cli.experiment import experiment_app
 from synapsenet.cli.explain import explain_app
@@ -41,6 +42,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(explain_app, name="explain")
 app.add_typer(models_app, name="models")
 app.add_typer(runs_app, name="runs")
+app.command()(demo)
 
 
 def _version(value: bool) -> None:

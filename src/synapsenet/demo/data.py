@@ -32,12 +32,12 @@ def loan_applications(n: int, *, seed: int, start_id: int = 0) -> pd.DataFrame:
     tenure = rng.integers(0, 240, size=n)
     utilization = rng.beta(2.0, 3.0, size=n).round(4)
     logit = (
-        -1.2
-        + 4.0 * debt_ratio
-        + 3.0 * utilization
-        - 1.2 * (np.log(income) - 10.8)
-        - 0.03 * (age - 45)
-        - 0.006 * tenure
+        -5.0
+        + 9.0 * debt_ratio
+        + 6.0 * utilization
+        - 2.5 * (np.log(income) - 10.8)
+        - 0.05 * (age - 45)
+        - 0.01 * tenure
     )
     defaulted = (rng.random(n) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
     frame = pd.DataFrame(
@@ -61,18 +61,21 @@ def clean(raw: pd.DataFrame) -> pd.DataFrame:
     return raw.dropna().reset_index(drop=True)
 
 
-def engineer(cleaned: pd.DataFrame, *, misalign_labels: bool = False) -> pd.DataFrame:
+def engineer(cleaned: pd.DataFrame, *, income_in_thousands: bool = False) -> pd.DataFrame:
     """The model's features and label from clean applications.
 
     Args:
         cleaned: Output of :func:`clean`.
-        misalign_labels: Reproduce a join bug: labels shifted by one row against their
-            applicants, so a model trained on them learns nothing real.
+        income_in_thousands: Reproduce a feature-step bug: ``log_income`` computed from the
+            income in thousands. A model trained and evaluated on such data looks fine
+            offline, but the serving path computes the feature from the income itself
+            (training-serving skew), so online its inputs are off by ``log(1000)``.
     """
+    income = cleaned["income"] / 1000.0 if income_in_thousands else cleaned["income"]
     features = pd.DataFrame(
         {
             "applicant_id": cleaned["applicant_id"],
-            "log_income": np.log(cleaned["income"]).round(6),
+            "log_income": np.log(income).round(6),
             "debt_ratio": cleaned["debt_ratio"],
             "age": cleaned["age"],
             "tenure_months": cleaned["tenure_months"],
@@ -80,8 +83,7 @@ def engineer(cleaned: pd.DataFrame, *, misalign_labels: bool = False) -> pd.Data
             "credit_load": (cleaned["debt_ratio"] * cleaned["utilization"]).round(6),
         }
     )
-    label = cleaned[LABEL].to_numpy()
-    features[LABEL] = np.roll(label, 1) if misalign_labels else label
+    features[LABEL] = cleaned[LABEL].to_numpy()
     return features
 
 
