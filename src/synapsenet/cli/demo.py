@@ -23,7 +23,7 @@ def demo(
     ] = "rollback",
     requests: Annotated[
         int, typer.Option(min=200, help="Most simulated prediction requests.")
-    ] = 3000,
+    ] = 6000,
     prefix: Annotated[
         str | None,
         typer.Option(

@@ -76,7 +76,8 @@ class DemoOptions:
     Attributes:
         scenario: ``rollback`` (the candidate degrades the guardrail) or ``promote`` (it
             wins and is promoted).
-        requests: Most simulated prediction requests.
+        requests: Most simulated prediction requests; traffic stops earlier once the
+            experiment is decided (rolled back, or the canary significantly better).
         prefix: Prefix of the datasets, model and experiment the demo creates.
         seed: Seed of the generated data and models.
         concurrency: Prediction requests in flight at once.
@@ -84,7 +85,7 @@ class DemoOptions:
     """
 
     scenario: Scenario = "rollback"
-    requests: int = 3000
+    requests: int = 6000
     prefix: str = "demo"
     seed: int = 7
     concurrency: int = 4
@@ -343,8 +344,8 @@ class DemoStory:
                 },
             ],
             "ramp": [
-                {"traffic": "0.2", "min_duration_seconds": 0, "min_samples_per_arm": 150},
-                {"traffic": "0.5", "min_duration_seconds": 0, "min_samples_per_arm": 300},
+                {"traffic": "0.25", "min_duration_seconds": 0, "min_samples_per_arm": 100},
+                {"traffic": "0.5", "min_duration_seconds": 0, "min_samples_per_arm": 200},
             ],
             "metrics": [
                 {
@@ -352,8 +353,8 @@ class DemoStory:
                     "kind": "binary",
                     "direction": "lower",
                     "guardrail": True,
-                    "allowed_degradation": 0.05,
-                    "min_samples": 150,
+                    "allowed_degradation": 0.02,
+                    "min_samples": 100,
                 }
             ],
             "rollback_policy": {"consecutive_breaches": 2, "cooldown_seconds": 0},
@@ -363,7 +364,7 @@ class DemoStory:
         self.report.experiment_id = started.id
         self._ok(
             f"{started.name}: canary at {started.treatment_share * 100:.0f}% of traffic, "
-            "guardrail: error rate may not rise more than 5%"
+            "guardrail: the error rate may not rise more than 2%"
         )
 
     def _applicants(self) -> Iterator[tuple[str, list[float], int]]:
@@ -402,6 +403,11 @@ class DemoStory:
         result = self.client.experiments.ingest(self.report.experiment_id, observations)
         return None if result.guardrails is None else result.guardrails.action.value
 
+    def _canary_wins(self) -> bool:
+        results = self.client.experiments.results(self.report.experiment_id)
+        error = next(m for m in results.metrics if m.metric == "error")
+        return error.verdict.value == "better"
+
     def send_traffic(self) -> None:
         """Step 5: simulated applicants through /predict, outcomes by request id."""
         self._title("Send traffic through /predict and report outcomes")
@@ -430,6 +436,12 @@ class DemoStory:
                     progress.console.print(
                         f"  [red]guardrail breached twice in a row after {start + len(batch)} "
                         "requests: rolled back[/red]"
+                    )
+                    break
+                if self.options.scenario == "promote" and self._canary_wins():
+                    progress.console.print(
+                        f"  after {start + len(batch)} requests the canary is significantly "
+                        "better (always-valid p-values: looking after every wave is safe)"
                     )
                     break
                 decision = self.client.experiments.ramp(self.report.experiment_id)

@@ -1,4 +1,4 @@
-"""The demo's models: a shallow baseline tree and a boosted candidate, trained from CSV bytes."""
+"""The demo's models: a depth-2 baseline tree and a boosted candidate, trained from CSV bytes."""
 
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def train(kind: str, csv: bytes, holdout: pd.DataFrame, *, seed: int = 0) -> Tra
     model: DecisionTreeClassifier | GradientBoostingClassifier
     params: dict[str, int | float | str]
     if kind == "baseline":
-        params = {"algorithm": "decision_tree", "max_depth": 3}
-        model = DecisionTreeClassifier(max_depth=3, random_state=seed)
+        params = {"algorithm": "decision_tree", "max_depth": 2}
+        model = DecisionTreeClassifier(max_depth=2, random_state=seed)
     else:
         params = {
             "algorithm": "gradient_boosting",
