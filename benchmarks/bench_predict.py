@@ -1,0 +1,307 @@
+"""Prediction throughput and latency: ``POST /v1/models/{name}/predict`` from a second process.
+
+Run from the repository root:
+
+    .venv/bin/python benchmarks/bench_predict.py
+
+``synapsenet serve`` runs as a subprocess (one uvicorn process, SQLite in a temporary data
+directory) with a gradient-boosting classifier registered twice (versions 1 and 2, version 1
+in production). This process is the load generator: an asyncio ``httpx.AsyncClient`` on
+loopback keeping 1, 8 or 32 requests in flight for a fixed time, each request one applicant
+(six features) for a random one of 100,000 unit ids, with an operator key.
+
+Three rows per load level:
+
+* **production**: no experiment runs; the production version serves.
+* **experiment**: a 50/50 experiment on the model runs; each request is routed by the A/B
+  engine (sticky hash of the unit), served by its arm's version, and recorded as an
+  exposure (buffered, written in batches). The difference to *production* is the routing
+  overhead.
+* **hand-written FastAPI** (the reference): the same model (loaded from the same skops
+  file) behind a minimal FastAPI + uvicorn endpoint with the same JSON body and no
+  platform: no authentication, registry, routing, metrics or request ids. It is what a team
+  writes when it has no platform, and bounds what the platform's features cost.
+
+Latency is measured per request in the client, so it includes the client's scheduling; the
+CPU columns show whether the server or the load generator was the limit (both share the
+machine's 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import numpy as np
+from _common import free_port, percentile, print_machine, print_table, running_server
+from bench_http import cpu_seconds
+from sklearn.ensemble import GradientBoostingClassifier
+
+from synapsenet.sdk import Client
+from synapsenet.services.registry.flavors import ModelFlavor, serialize
+
+FEATURES = ("log_income", "debt_ratio", "age", "tenure_months", "utilization", "credit_load")
+UNITS = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """One row: a target at one concurrency."""
+
+    target: str
+    concurrency: int
+    requests: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    server_cpu: float
+    client_cpu: float
+
+    @property
+    def throughput(self) -> float:
+        return (self.requests - self.errors) / self.seconds
+
+
+async def load(
+    target: str,
+    url: str,
+    headers: dict[str, str],
+    rows: list[list[float]],
+    *,
+    concurrency: int,
+    duration: float,
+    server_pid: int,
+) -> LoadResult:
+    """Keep ``concurrency`` predictions in flight for ``duration`` seconds."""
+    rng = random.Random(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    errors = 0
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30.0) as client:
+
+        async def one() -> None:
+            nonlocal errors
+            body = {"unit_id": f"user-{rng.randrange(UNITS)}", "instances": [rng.choice(rows)]}
+            start = time.perf_counter()
+            try:
+                ok = (await client.post(url, json=body)).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            latencies.append(time.perf_counter() - start)
+            errors += not ok
+
+        await asyncio.gather(*(one() for _ in range(4 * concurrency)))  # warm up
+        latencies.clear()
+        errors = 0
+        stop = time.perf_counter() + duration
+
+        async def worker() -> None:
+            while time.perf_counter() < stop:
+                await one()
+
+        server_before, client_before = cpu_seconds(server_pid), time.process_time()
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - start
+        server_cpu = (cpu_seconds(server_pid) - server_before) / elapsed
+        client_cpu = (time.process_time() - client_before) / elapsed
+    return LoadResult(
+        target, concurrency, len(latencies), errors, elapsed, latencies, server_cpu, client_cpu
+    )
+
+
+def training_data(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(n, len(FEATURES)))
+    y = (x[:, 1] + x[:, 4] - 0.5 * x[:, 0] + 0.5 * rng.normal(size=n) > 0).astype(np.int64)
+    return x, y
+
+
+REFERENCE_APP = textwrap.dedent(
+    '''
+    """A hand-written prediction endpoint: FastAPI, the model, nothing else."""
+    import os
+
+    import numpy as np
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+    from skops.io import get_untrusted_types, load
+
+    path = os.environ["MODEL_PATH"]
+    model = load(path, trusted=get_untrusted_types(file=path))
+    app = FastAPI()
+
+
+    class Body(BaseModel):
+        unit_id: str | None = None
+        instances: list[list[float]]
+
+
+    @app.post("/predict")
+    def predict(body: Body) -> dict:
+        proba = model.predict_proba(np.asarray(body.instances, dtype=np.float64))
+        labels = model.classes_[proba.argmax(axis=1)]
+        return {"predictions": [str(v) for v in labels], "outputs": proba.tolist()}
+    '''
+)
+
+
+def reference_server(model_bytes: bytes, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Start the hand-written endpoint with uvicorn; return the process and its URL."""
+    (directory / "reference_app.py").write_text(REFERENCE_APP)
+    model_path = directory / "model.skops"
+    model_path.write_bytes(model_bytes)
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "reference_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        cwd=directory,
+        env={"MODEL_PATH": str(model_path), "PATH": "/usr/bin:/bin"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            httpx.post(f"{url}/predict", json={"instances": [[0.0] * len(FEATURES)]}, timeout=1)
+            return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("the reference server did not come up")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--duration", type=float, default=8.0, help="seconds per row")
+    args = parser.parse_args()
+
+    print_machine(["fastapi", "uvicorn", "httpx", "scikit-learn", "skops"])
+    x, y = training_data()
+    model = GradientBoostingClassifier(n_estimators=100, max_depth=3, random_state=0).fit(x, y)
+    rows = x[:2000].tolist()
+    results: list[LoadResult] = []
+    with running_server() as server, tempfile.TemporaryDirectory() as scratch:
+        with Client(server.base_url, server.token) as client:
+            for _ in range(2):
+                client.log_model("credit", model, feature_names=FEATURES, background=x[:50])
+            client.models.promote("credit", "1", reason="benchmark")
+        url = f"{server.base_url}/v1/models/credit/predict"
+        reference, reference_url = reference_server(
+            serialize(model, ModelFlavor.SKLEARN), Path(scratch)
+        )
+        try:
+            for concurrency in args.concurrency:
+                for target, target_url, headers, pid in (
+                    ("production", url, server.headers, server.pid),
+                    ("hand-written FastAPI", f"{reference_url}/predict", {}, reference.pid),
+                ):
+                    results.append(
+                        asyncio.run(
+                            load(
+                                target,
+                                target_url,
+                                headers,
+                                rows,
+                                concurrency=concurrency,
+                                duration=args.duration,
+                                server_pid=pid,
+                            )
+                        )
+                    )
+            spec = {
+                "name": "routing",
+                "model_name": "credit",
+                "variants": [
+                    {"name": "control", "model_version": "1", "weight": "0.5", "is_control": True},
+                    {"name": "canary", "model_version": "2", "weight": "0.5"},
+                ],
+                "metrics": [{"name": "error", "kind": "binary", "direction": "lower"}],
+            }
+            with Client(server.base_url, server.token) as client:
+                experiment = client.experiments.create_experiment(spec)
+                client.experiments.start(experiment.id)
+            for concurrency in args.concurrency:
+                results.append(
+                    asyncio.run(
+                        load(
+                            "experiment",
+                            url,
+                            server.headers,
+                            rows,
+                            concurrency=concurrency,
+                            duration=args.duration,
+                            server_pid=server.pid,
+                        )
+                    )
+                )
+            with Client(server.base_url, server.token) as client:
+                counted = client.experiments.results(experiment.id)
+            exposures = sum(v.exposures for v in counted.variants)
+        finally:
+            reference.terminate()
+            reference.wait(timeout=10)
+
+    by_key = {(r.target, r.concurrency): r for r in results}
+    table = []
+    for concurrency in args.concurrency:
+        for target in ("production", "experiment", "hand-written FastAPI"):
+            r = by_key[(target, concurrency)]
+            base = by_key[("production", concurrency)]
+            table.append(
+                [
+                    target,
+                    concurrency,
+                    f"{r.requests:,}",
+                    r.errors,
+                    f"{r.throughput:,.0f}",
+                    f"{percentile(r.latencies, 50) * 1000:.1f}",
+                    f"{percentile(r.latencies, 99) * 1000:.1f}",
+                    f"{r.throughput / base.throughput:.2f}",
+                    f"{r.server_cpu:.2f}",
+                    f"{r.client_cpu:.2f}",
+                ]
+            )
+    print_table(
+        [
+            "target",
+            "in flight",
+            "requests",
+            "errors",
+            "req/s",
+            "p50 ms",
+            "p99 ms",
+            "x production",
+            "server CPU",
+            "client CPU",
+        ],
+        table,
+    )
+    warm_up = sum(4 * c for c in args.concurrency)
+    served = sum(by_key[("experiment", c)].requests for c in args.concurrency) + warm_up
+    verdict = "every one counted" if exposures == served else "MISMATCH"
+    print(
+        f"\nexposures counted by the experiment: {exposures:,}; requests it served (measured "
+        f"+ warm-up): {served:,}: {verdict}"
+    )
+
+
+if __name__ == "__main__":
+    main()
