@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime
 from typing import BinaryIO
 
@@ -316,9 +317,13 @@ class ModelRegistry:
         if background_bytes is not None:
             background_digest = content_hash(background_bytes)
             self.store.put(background_key(background_digest), background_bytes)
+        if create_model:
+            # Its own transaction, so concurrent first registrations race on the insert only.
+            with suppress(ConflictError):
+                self.create_model(name)
         now = self.clock()
         with self.db.transaction(write=True) as session:
-            owner = self._lock_model(session, name, create=create_model)
+            owner = self._lock_model(session, name)
             owner.latest_version += 1
             owner.updated_at = now
             record = ModelVersionRecord(
@@ -444,7 +449,7 @@ class ModelRegistry:
         Returns:
             The version after the move, and the plan that was carried out.
         """
-        owner = self._lock_model(session, name, create=False)
+        owner = self._lock_model(session, name)
         record = self._version_record(session, name, version)
         production = tuple(
             str(n)
@@ -529,15 +534,14 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ internals
 
-    def _lock_model(self, session: Session, name: str, *, create: bool) -> ModelRecord:
+    @staticmethod
+    def _lock_model(session: Session, name: str) -> ModelRecord:
         record = session.scalars(
             select(ModelRecord).where(ModelRecord.name == name).with_for_update()
         ).first()
-        if record is not None:
-            return record
-        if not create:
+        if record is None:
             raise NotFoundError(f"no model named {name!r}")
-        return self._add_model(session, name, "")
+        return record
 
     @staticmethod
     def _version_record(session: Session, name: str, version: str) -> ModelVersionRecord:
