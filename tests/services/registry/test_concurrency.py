@@ -117,3 +117,27 @@ def test_the_database_itself_refuses_a_second_production_version(
     registry.promote("other", "1", reason="ship")
     registry.transition("churn", "2", ModelStage.STAGING)
     assert registry.production_version("other").version == "1"
+
+
+def test_concurrent_first_registrations_number_versions_without_gaps(
+    registry: ModelRegistry,
+) -> None:
+    model = logistic_regression()
+    barrier = threading.Barrier(5)
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        barrier.wait()
+        try:
+            registry.log_model("fresh", model)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert errors == []
+    assert [v.version for v in registry.list_versions("fresh")] == ["1", "2", "3", "4", "5"]
+    assert registry.get_model("fresh").latest_version == 5

@@ -8,12 +8,14 @@ Every read goes through :func:`verify`: bytes that hash to anything else than re
 
 from __future__ import annotations
 
+import io
 import re
 from typing import Any
 
 import blake3
+import numpy as np
 
-from synapsenet.errors import SynapseNetError
+from synapsenet.errors import InvalidError, SynapseNetError
 
 __all__ = [
     "ARTIFACT_PREFIX",
@@ -21,6 +23,7 @@ __all__ = [
     "CorruptArtifactError",
     "artifact_key",
     "background_key",
+    "background_npy",
     "content_hash",
     "verify",
 ]
@@ -92,3 +95,27 @@ def verify(data: bytes, expected: str, subject: str) -> bytes:
     if actual != expected:
         raise CorruptArtifactError(subject, expected, actual)
     return data
+
+
+def background_npy(background: Any, n_features: int) -> bytes | None:
+    """Background rows as ``.npy`` bytes (float64, no pickle), or None without rows.
+
+    Raises:
+        InvalidError: Naming ``background`` unless it is a non-empty ``(n, n_features)``
+            numeric array.
+    """
+    if background is None:
+        return None
+    try:
+        array = np.asarray(background, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InvalidError("background must be a numeric array", field="background") from None
+    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != n_features:
+        raise InvalidError(
+            f"background must be a non-empty (n, {n_features}) array. Got shape "
+            f"{array.shape} instead.",
+            field="background",
+        )
+    buffer = io.BytesIO()
+    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+    return buffer.getvalue()

@@ -24,8 +24,8 @@ from sqlalchemy.orm import Session
 from synapsenet.core.events import Event, EventBus, Subscription
 from synapsenet.core.outbox import Inbox
 from synapsenet.errors import NotFoundError
-from synapsenet.services.registry.models import ModelStage
-from synapsenet.services.registry.registry import ModelRegistry, parse_version
+from synapsenet.services.registry.models import ModelStage, parse_version
+from synapsenet.services.registry.registry import ModelRegistry
 from synapsenet.services.registry.store import ModelRecord, ModelVersionRecord
 
 __all__ = [

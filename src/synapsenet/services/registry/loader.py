@@ -19,8 +19,8 @@ import numpy as np
 from synapsenet.errors import InvalidError
 from synapsenet.services.explainability.loader import LoadedModel
 from synapsenet.services.registry.flavors import UntrustedArtifactError, deserialize
-from synapsenet.services.registry.models import ModelFlavor, ModelVersion
-from synapsenet.services.registry.registry import ModelRegistry, parse_version
+from synapsenet.services.registry.models import ModelFlavor, ModelVersion, parse_version
+from synapsenet.services.registry.registry import ModelRegistry
 
 __all__ = ["RegistryModelLoader", "loaded_content_hash"]
 

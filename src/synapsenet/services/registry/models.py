@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from synapsenet.errors import InvalidError
+from synapsenet.errors import InvalidError, NotFoundError
 from synapsenet.services.explainability.loader import FeatureType
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "check_dataset_refs",
     "check_metrics",
     "check_model_name",
+    "parse_version",
 ]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -79,6 +80,19 @@ def check_model_name(value: str, field: str = "name") -> str:
             field=field,
         )
     return value
+
+
+def parse_version(version: str | int) -> int:
+    """A version number from ``"3"``, ``"v3"`` or ``3``.
+
+    Raises:
+        NotFoundError: Anything else (no version can have that name).
+    """
+    text = str(version)
+    digits = text[1:] if text[:1] in ("v", "V") else text
+    if not digits.isdigit() or int(digits) < 1:
+        raise NotFoundError(f"no model version {text!r}; versions are numbered 1, 2, ...")
+    return int(digits)
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,11 @@ same transaction, so concurrent promotions leave exactly one production version.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import suppress
 from datetime import datetime
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import numpy as np
 from sqlalchemy import select
@@ -29,6 +29,7 @@ from synapsenet.services.registry.artifacts import (
     CorruptArtifactError,
     artifact_key,
     background_key,
+    background_npy,
     content_hash,
     verify,
 )
@@ -42,6 +43,7 @@ from synapsenet.services.registry.models import (
     check_dataset_refs,
     check_metrics,
     check_model_name,
+    parse_version,
 )
 from synapsenet.services.registry.signatures import infer_signature, model_feature_count
 from synapsenet.services.registry.stages import StageChange, TransitionKind, plan_transition
@@ -52,22 +54,9 @@ from synapsenet.services.registry.store import (
     version_from_record,
 )
 
-__all__ = ["EVENT_SOURCE", "ModelRegistry", "parse_version"]
+__all__ = ["EVENT_SOURCE", "ModelRegistry"]
 
 EVENT_SOURCE = "/registry"
-
-
-def parse_version(version: str | int) -> int:
-    """A version number from ``"3"``, ``"v3"`` or ``3``.
-
-    Raises:
-        NotFoundError: Anything else (no version can have that name).
-    """
-    text = str(version)
-    digits = text[1:] if text[:1] in ("v", "V") else text
-    if not digits.isdigit() or int(digits) < 1:
-        raise NotFoundError(f"no model version {text!r}; versions are numbered 1, 2, ...")
-    return int(digits)
 
 
 class ModelRegistry:
@@ -320,7 +309,7 @@ class ModelRegistry:
                 f"takes {count}",
                 field="signature.feature_names",
             )
-        background_bytes = _background_npy(background, len(signature.feature_names))
+        background_bytes = background_npy(background, len(signature.feature_names))
         digest = content_hash(data)
         if not self.store.exists(artifact_key(digest)):
             self.store.put(artifact_key(digest), data)
@@ -328,9 +317,13 @@ class ModelRegistry:
         if background_bytes is not None:
             background_digest = content_hash(background_bytes)
             self.store.put(background_key(background_digest), background_bytes)
+        if create_model:
+            # Its own transaction, so concurrent first registrations race on the insert only.
+            with suppress(ConflictError):
+                self.create_model(name)
         now = self.clock()
         with self.db.transaction(write=True) as session:
-            owner = self._lock_model(session, name, create=create_model)
+            owner = self._lock_model(session, name)
             owner.latest_version += 1
             owner.updated_at = now
             record = ModelVersionRecord(
@@ -456,7 +449,7 @@ class ModelRegistry:
         Returns:
             The version after the move, and the plan that was carried out.
         """
-        owner = self._lock_model(session, name, create=False)
+        owner = self._lock_model(session, name)
         record = self._version_record(session, name, version)
         production = tuple(
             str(n)
@@ -541,15 +534,14 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ internals
 
-    def _lock_model(self, session: Session, name: str, *, create: bool) -> ModelRecord:
+    @staticmethod
+    def _lock_model(session: Session, name: str) -> ModelRecord:
         record = session.scalars(
             select(ModelRecord).where(ModelRecord.name == name).with_for_update()
         ).first()
-        if record is not None:
-            return record
-        if not create:
+        if record is None:
             raise NotFoundError(f"no model named {name!r}")
-        return self._add_model(session, name, "")
+        return record
 
     @staticmethod
     def _version_record(session: Session, name: str, version: str) -> ModelVersionRecord:
@@ -560,21 +552,3 @@ class ModelRegistry:
                 raise NotFoundError(f"no model named {name!r}")
             raise NotFoundError(f"model {name!r} has no version {version!r}")
         return record
-
-
-def _background_npy(background: Any, n_features: int) -> bytes | None:
-    if background is None:
-        return None
-    try:
-        array = np.asarray(background, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise InvalidError("background must be a numeric array", field="background") from None
-    if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != n_features:
-        raise InvalidError(
-            f"background must be a non-empty (n, {n_features}) array. Got shape "
-            f"{array.shape} instead.",
-            field="background",
-        )
-    buffer = io.BytesIO()
-    np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
-    return buffer.getvalue()
