@@ -55,12 +55,12 @@ from synapsenet.services.experiments.models import (
 )
 from synapsenet.services.experiments.ports import DatasetResolver, LineageLinker, parse_canonical
 from synapsenet.services.experiments.store import (
-    MetricRecord,
     ParamRecord,
     RunDatasetRecord,
     RunModelRecord,
     RunRecord,
     metric_history,
+    record_metrics,
     runs_from_records,
     tags_to_json,
 )
@@ -294,12 +294,8 @@ class RunTracker:
         checked = [validate_metric(m.key, m.value, m.step, m.timestamp) for m in metrics]
         with self._locked(run_id) as (session, record):
             check_accepts(record.id, RunStatus(record.status), Logging.METRICS)
-            session.add_all(
-                MetricRecord(
-                    run_id=record.id, key=m.key, value=m.value, step=m.step, timestamp=m.timestamp
-                )
-                for m in checked
-            )
+            if checked:
+                record_metrics(session, record.id, checked)
 
     def metric_history(self, run_id: str, key: str) -> builtins.list[Metric]:
         """Every value of one metric of a run, by step (empty if never logged).
