@@ -323,8 +323,10 @@ def test_log_dataset_refuses_what_does_not_exist_and_records_nothing(
         tracker.log_dataset(run.id, "orders@v9")
     with pytest.raises(NotFoundError, match="no version, tag or root 'nope'"):
         tracker.log_dataset(run.id, "orders@nope")
-    with pytest.raises(InvalidError, match="must be a non-empty string"):
+    with pytest.raises(InvalidError, match="must be a string of 1 to 300 characters"):
         tracker.log_dataset(run.id, "")
+    with pytest.raises(InvalidError, match="must be a string of 1 to 300 characters"):
+        tracker.log_dataset(run.id, "orders@" + "x" * 294)
     assert tracker.datasets_of_run(run.id) == []
     assert NodeRef.run(run.id) not in lineage.dag()
 

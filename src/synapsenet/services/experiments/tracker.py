@@ -68,6 +68,8 @@ from synapsenet.services.experiments.store import (
 EVENT_SOURCE = "/experiments"
 MAX_LIST = 1000
 """Most runs one :meth:`RunTracker.list_runs` call returns."""
+MAX_REF_LENGTH = 300
+"""Longest dataset reference :meth:`RunTracker.log_dataset` takes."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -340,8 +342,11 @@ class RunTracker:
             InvalidError: A malformed reference, or one that is not exact without a resolver.
             ConflictError: The run has ended (and did not already record this version).
         """
-        if not isinstance(ref, str) or not ref:
-            raise InvalidError(f"dataset reference {ref!r} must be a non-empty string", field="ref")
+        if not isinstance(ref, str) or not 1 <= len(ref) <= MAX_REF_LENGTH:
+            raise InvalidError(
+                f"dataset reference {ref!r} must be a string of 1 to {MAX_REF_LENGTH} characters",
+                field="ref",
+            )
         with self.db.transaction() as session:
             self._load(session, run_id)  # an unknown run is the first thing to report
         canonical = self.datasets.resolve(ref) if self.datasets is not None else ref
@@ -494,4 +499,4 @@ class RunTracker:
         )
 
 
-__all__ = ["EVENT_SOURCE", "MAX_LIST", "RunTracker", "new_run_id"]
+__all__ = ["EVENT_SOURCE", "MAX_LIST", "MAX_REF_LENGTH", "RunTracker", "new_run_id"]
