@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from synapsenet.core.db import Database
@@ -321,8 +323,10 @@ def test_log_dataset_refuses_what_does_not_exist_and_records_nothing(
         tracker.log_dataset(run.id, "orders@v9")
     with pytest.raises(NotFoundError, match="no version, tag or root 'nope'"):
         tracker.log_dataset(run.id, "orders@nope")
-    with pytest.raises(InvalidError, match="must be a non-empty string"):
+    with pytest.raises(InvalidError, match="must be a string of 1 to 300 characters"):
         tracker.log_dataset(run.id, "")
+    with pytest.raises(InvalidError, match="must be a string of 1 to 300 characters"):
+        tracker.log_dataset(run.id, "orders@" + "x" * 294)
     assert tracker.datasets_of_run(run.id) == []
     assert NodeRef.run(run.id) not in lineage.dag()
 
@@ -577,3 +581,47 @@ def test_params_and_tags_must_be_mappings(tracker: RunTracker) -> None:
     with pytest.raises(InvalidError, match="tags must be a mapping") as info:
         tracker.set_tags(run.id, "team=risk")  # type: ignore[arg-type]
     assert info.value.field == "tags"
+
+
+# Batches of (key, value, step, seconds) points; few keys, steps and times, so ties are common.
+_POINTS = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["loss", "auc"]),
+            st.floats(-10, 10, allow_nan=False),
+            st.integers(0, 3),
+            st.integers(0, 3),
+        ),
+        min_size=1,
+        max_size=6,
+    ),
+    min_size=1,
+    max_size=4,
+)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(batches=_POINTS)
+def test_latest_metric_is_the_last_logged_of_the_highest_step_then_newest(
+    tracker: RunTracker, batches: list[list[tuple[str, float, int, int]]]
+) -> None:
+    run = tracker.start_run()
+    # Oracle: every point with its logging order; the latest is the maximum of (step, time,
+    # order), the history is all of them sorted that way.
+    logged: dict[str, list[tuple[int, int, int, float]]] = {}
+    for batch in batches:
+        points = []
+        for key, value, step, seconds in batch:
+            points.append(Metric(key, value, step, START + timedelta(seconds=seconds)))
+            order = sum(len(v) for v in logged.values())
+            logged.setdefault(key, []).append((step, seconds, order, value))
+        tracker.log_metrics(run.id, points)
+    assert dict(tracker.get_run(run.id).metrics) == {k: max(v)[3] for k, v in logged.items()}
+    for key, points_of_key in logged.items():
+        history = tracker.metric_history(run.id, key)
+        assert [(m.step, m.timestamp, m.value) for m in history] == [
+            (step, START + timedelta(seconds=seconds), value)
+            for step, seconds, _, value in sorted(points_of_key)
+        ]

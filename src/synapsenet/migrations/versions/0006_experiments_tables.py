@@ -1,4 +1,4 @@
-"""Run tracking: runs, their params, metric points, datasets read and models produced.
+"""Run tracking: runs, params, metric points and latest values, datasets read, models made.
 
 Revision ID: 0006
 Revises: 0005
@@ -84,6 +84,17 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "experiments_run_latest_metrics",
+        sa.Column("run_id", sa.String(length=32), nullable=False),
+        sa.Column("key", sa.String(length=250), nullable=False),
+        sa.Column("value", sa.Float(), nullable=False),
+        sa.Column("step", sa.BigInteger(), nullable=False),
+        sa.Column("timestamp", sa.DateTime(timezone=True), nullable=False),
+        _run_fk("experiments_run_latest_metrics"),
+        sa.PrimaryKeyConstraint("run_id", "key", name=op.f("pk_experiments_run_latest_metrics")),
+    )
+
+    op.create_table(
         "experiments_run_datasets",
         _autoincrement_id(),
         sa.Column("run_id", sa.String(length=32), nullable=False),
@@ -123,6 +134,8 @@ def downgrade() -> None:
     with op.batch_alter_table("experiments_run_datasets", schema=None) as batch_op:
         batch_op.drop_index("ix_experiments_run_datasets_ref")
     op.drop_table("experiments_run_datasets")
+
+    op.drop_table("experiments_run_latest_metrics")
 
     with op.batch_alter_table("experiments_run_metrics", schema=None) as batch_op:
         batch_op.drop_index("ix_experiments_run_metrics_run_key_step")

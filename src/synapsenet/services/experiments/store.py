@@ -1,7 +1,8 @@
 """Persistence of run tracking: runs, their params, metric points, datasets read, models produced.
 
-Each kind of record has its own table, so logging one metric point is one insert, and a run's
-latest metric values are one window query. Runs are read back in batches: loading a page of
+Each kind of record has its own table. Metric points are inserted in bulk, and each metric's
+latest value is kept in its own row as points arrive (as MLflow does), so reading a run costs
+the same however long its metric histories are. Runs are read back in batches: loading a page of
 runs costs the same five queries whatever its size.
 """
 
@@ -21,7 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
+    insert,
     select,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -87,6 +88,20 @@ class MetricRecord(Base):
     timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class LatestMetricRecord(Base):
+    """The latest value of one metric of a run (highest step, then newest), kept on write."""
+
+    __tablename__ = "experiments_run_latest_metrics"
+
+    run_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("experiments_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    key: Mapped[str] = mapped_column(String(250), primary_key=True)
+    value: Mapped[float] = mapped_column(Float())
+    step: Mapped[int] = mapped_column(BigInteger)
+    timestamp: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class RunDatasetRecord(Base):
     """A dataset version a run read: the exact ``name@vN`` and the reference as given."""
 
@@ -124,45 +139,82 @@ class RunModelRecord(Base):
 
 
 def latest_metrics(session: Session, run_ids: Sequence[str]) -> dict[str, dict[str, float]]:
-    """The latest value of every metric of each run: highest step, then newest, then last."""
-    if not run_ids:
-        return {}
-    rank = (
-        func.row_number()
-        .over(
-            partition_by=[MetricRecord.run_id, MetricRecord.key],
-            order_by=[
-                MetricRecord.step.desc(),
-                MetricRecord.timestamp.desc(),
-                MetricRecord.id.desc(),
-            ],
-        )
-        .label("rank")
-    )
-    ranked = (
-        select(MetricRecord.run_id, MetricRecord.key, MetricRecord.value, rank)
-        .where(MetricRecord.run_id.in_(run_ids))
-        .subquery()
-    )
+    """The latest value of every metric of each run, by run id and then key."""
     latest: dict[str, dict[str, float]] = {}
-    for run_id, key, value in session.execute(
-        select(ranked.c.run_id, ranked.c.key, ranked.c.value)
-        .where(ranked.c.rank == 1)
-        .order_by(ranked.c.run_id, ranked.c.key)
-    ):
+    if not run_ids:
+        return latest
+    query = (
+        select(LatestMetricRecord.run_id, LatestMetricRecord.key, LatestMetricRecord.value)
+        .where(LatestMetricRecord.run_id.in_(run_ids))
+        .order_by(LatestMetricRecord.run_id, LatestMetricRecord.key)
+    )
+    for run_id, key, value in session.execute(query):
         latest.setdefault(run_id, {})[key] = value
     return latest
+
+
+def record_metrics(session: Session, run_id: str, metrics: Sequence[Metric]) -> None:
+    """Insert measurements, and move each metric's latest value on where they are newer.
+
+    A measurement is newer when its (step, timestamp) is at least the latest's: the highest
+    step wins, then the newest time, then the one logged last. The caller holds the run's lock,
+    so the read and the write of the latest values cannot interleave with another writer's.
+    """
+    session.execute(
+        insert(MetricRecord),
+        [
+            {
+                "run_id": run_id,
+                "key": m.key,
+                "value": m.value,
+                "step": m.step,
+                "timestamp": m.timestamp,
+            }
+            for m in metrics
+        ],
+    )
+    newest: dict[str, Metric] = {}
+    for metric in metrics:
+        current = newest.get(metric.key)
+        if current is None or _order(metric) >= _order(current):
+            newest[metric.key] = metric
+    stored = {
+        row.key: row
+        for row in session.scalars(
+            select(LatestMetricRecord)
+            .where(LatestMetricRecord.run_id == run_id)
+            .where(LatestMetricRecord.key.in_(newest))
+        )
+    }
+    for key, metric in newest.items():
+        row = stored.get(key)
+        if row is None:
+            session.add(
+                LatestMetricRecord(
+                    run_id=run_id,
+                    key=key,
+                    value=metric.value,
+                    step=metric.step,
+                    timestamp=metric.timestamp,
+                )
+            )
+        elif _order(metric) >= (row.step, row.timestamp):
+            row.value, row.step, row.timestamp = metric.value, metric.step, metric.timestamp
+
+
+def _order(metric: Metric) -> tuple[int, datetime]:
+    return (metric.step, metric.timestamp)
 
 
 def metric_history(session: Session, run_id: str, key: str) -> list[Metric]:
     """Every value of one metric of a run, by step, then time, then logging order."""
     query = (
-        select(MetricRecord)
+        select(MetricRecord.value, MetricRecord.step, MetricRecord.timestamp)
         .where(MetricRecord.run_id == run_id)
         .where(MetricRecord.key == key)
         .order_by(MetricRecord.step, MetricRecord.timestamp, MetricRecord.id)
     )
-    return [Metric(r.key, r.value, r.step, r.timestamp) for r in session.scalars(query)]
+    return [Metric(key, value, step, moment) for value, step, moment in session.execute(query)]
 
 
 def runs_from_records(session: Session, records: Sequence[RunRecord]) -> list[Run]:

@@ -55,12 +55,12 @@ from synapsenet.services.experiments.models import (
 )
 from synapsenet.services.experiments.ports import DatasetResolver, LineageLinker, parse_canonical
 from synapsenet.services.experiments.store import (
-    MetricRecord,
     ParamRecord,
     RunDatasetRecord,
     RunModelRecord,
     RunRecord,
     metric_history,
+    record_metrics,
     runs_from_records,
     tags_to_json,
 )
@@ -68,6 +68,8 @@ from synapsenet.services.experiments.store import (
 EVENT_SOURCE = "/experiments"
 MAX_LIST = 1000
 """Most runs one :meth:`RunTracker.list_runs` call returns."""
+MAX_REF_LENGTH = 300
+"""Longest dataset reference :meth:`RunTracker.log_dataset` takes."""
 
 
 def new_run_id(now: datetime) -> str:
@@ -294,12 +296,8 @@ class RunTracker:
         checked = [validate_metric(m.key, m.value, m.step, m.timestamp) for m in metrics]
         with self._locked(run_id) as (session, record):
             check_accepts(record.id, RunStatus(record.status), Logging.METRICS)
-            session.add_all(
-                MetricRecord(
-                    run_id=record.id, key=m.key, value=m.value, step=m.step, timestamp=m.timestamp
-                )
-                for m in checked
-            )
+            if checked:
+                record_metrics(session, record.id, checked)
 
     def metric_history(self, run_id: str, key: str) -> builtins.list[Metric]:
         """Every value of one metric of a run, by step (empty if never logged).
@@ -344,8 +342,11 @@ class RunTracker:
             InvalidError: A malformed reference, or one that is not exact without a resolver.
             ConflictError: The run has ended (and did not already record this version).
         """
-        if not isinstance(ref, str) or not ref:
-            raise InvalidError(f"dataset reference {ref!r} must be a non-empty string", field="ref")
+        if not isinstance(ref, str) or not 1 <= len(ref) <= MAX_REF_LENGTH:
+            raise InvalidError(
+                f"dataset reference {ref!r} must be a string of 1 to {MAX_REF_LENGTH} characters",
+                field="ref",
+            )
         with self.db.transaction() as session:
             self._load(session, run_id)  # an unknown run is the first thing to report
         canonical = self.datasets.resolve(ref) if self.datasets is not None else ref
@@ -498,4 +499,4 @@ class RunTracker:
         )
 
 
-__all__ = ["EVENT_SOURCE", "MAX_LIST", "RunTracker", "new_run_id"]
+__all__ = ["EVENT_SOURCE", "MAX_LIST", "MAX_REF_LENGTH", "RunTracker", "new_run_id"]
