@@ -172,7 +172,7 @@ def test_a_rollback_demotes_the_canary_and_traffic_returns_to_production(
     assert registry.get_version("credit", "2").stage.value == "archived"
     assert registry.get_version("credit", "1").stage.value == "production"
     after = predict(http, unit_id="bob")
-    assert (after["model_version"], after["variant"], after["exposure"]) == ("1", "control", False)
+    assert (after["model_version"], after["route"], after["exposure"]) == ("1", "production", False)
 
 
 def test_errors_are_problems_naming_what_is_wrong(

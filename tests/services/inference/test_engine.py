@@ -17,11 +17,13 @@ from synapsenet.errors import InvalidError, NotFoundError
 from synapsenet.services.abtesting.engine import ABTestingEngine
 from synapsenet.services.abtesting.exposures import ExposureLog
 from synapsenet.services.abtesting.models import (
+    Experiment,
     ExperimentSpec,
     MetricDefinition,
     MetricKind,
     Variant,
 )
+from synapsenet.services.abtesting.routing import Assignment
 from synapsenet.services.explainability.loader import InMemoryModelLoader, LoadedModel
 from synapsenet.services.explainability.models import Explanation, ExplanationType
 from synapsenet.services.inference import InferenceEngine
@@ -194,25 +196,30 @@ def test_a_request_without_a_unit_or_with_a_pinned_version_is_no_exposure(
 
 
 def test_the_running_experiment_is_cached_and_a_rollback_sends_units_to_the_control(
-    models: StaticModels, ab: ABTestingEngine
+    models: StaticModels, ab: ABTestingEngine, db: Database
 ) -> None:
     experiment_id = canary(ab, weight="1")  # every unit in the canary arm
     calls: list[str] = []
 
     class CountingRouter:
-        def running_for_model(self, model_name: str) -> object:
+        @property
+        def routing_generation(self) -> int:
+            return ab.routing_generation
+
+        def running_for_model(self, model_name: str) -> Experiment | None:
             calls.append(model_name)
             return ab.running_for_model(model_name)
 
-        def assign(self, experiment_id: str, unit_id: str) -> object:
+        def assign(self, experiment_id: str, unit_id: str) -> Assignment:
             return ab.assign(experiment_id, unit_id)
 
-    engine = InferenceEngine(models, router=CountingRouter(), experiment_ttl=3600)  # type: ignore[arg-type]
+    engine = InferenceEngine(models, router=CountingRouter(), experiment_ttl=3600)
     assert engine.predict("fraud", rows(1).tolist(), unit_id="u").route.variant == "canary"
     assert engine.predict("fraud", rows(1).tolist(), unit_id="u").route.variant == "canary"
     assert calls == ["fraud"]
-    ab.rollback(experiment_id, reason="error rate", evidence={})
-    # The cached experiment is stale, but the A/B router answers the control for it.
+    # Rolled back by another process: the cached experiment is stale, but the A/B router
+    # answers the control for it.
+    ABTestingEngine(db).rollback(experiment_id, reason="error rate", evidence={})
     after = engine.predict("fraud", rows(1).tolist(), unit_id="u")
     assert (after.route.variant, after.route.model_version) == ("control", "1")
     assert not after.route.exposure
@@ -223,6 +230,17 @@ def test_the_running_experiment_is_cached_and_a_rollback_sends_units_to_the_cont
     engine.forget()
     engine.predict("fraud", rows(1).tolist(), unit_id="u")
     assert calls == ["fraud", "fraud", "fraud"]
+
+
+def test_an_experiment_started_in_this_process_routes_at_once(
+    models: StaticModels, ab: ABTestingEngine
+) -> None:
+    engine = InferenceEngine(models, router=ab, experiment_ttl=3600)
+    assert engine.predict("fraud", rows(1).tolist(), unit_id="u").route.reason == "production"
+    experiment_id = canary(ab, weight="1")
+    assert engine.predict("fraud", rows(1).tolist(), unit_id="u").route.variant == "canary"
+    ab.stop(experiment_id, reason="done")
+    assert engine.predict("fraud", rows(1).tolist(), unit_id="u").route.reason == "production"
 
 
 def test_a_classifier_answers_probabilities_and_labels(ab: ABTestingEngine) -> None:

@@ -370,6 +370,11 @@ class ABTestingEngine:
 
     # ------------------------------------------------------------------ routing
 
+    @property
+    def routing_generation(self) -> int:
+        """Changes whenever this engine changes an experiment (see ``Router.generation``)."""
+        return self.router.generation
+
     def assign(self, experiment_id: str, unit_id: str) -> Assignment:
         """Route one unit: sticky, deterministic, and the control outside the experiment."""
         return self.router.assign(experiment_id, unit_id)

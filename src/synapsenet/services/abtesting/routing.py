@@ -53,6 +53,9 @@ class Router:
         self.ttl = ttl
         self._routes: dict[str, _Route] = {}
         self._lock = threading.Lock()
+        self.generation = 0
+        """Counts :meth:`forget` calls: a cache built on this router's answers is stale once
+        it changes (an experiment started, ended or was reallocated in this process)."""
 
     def experiment(self, experiment_id: str) -> Experiment:
         """The (possibly cached) experiment."""
@@ -82,6 +85,7 @@ class Router:
         """Drop every cached layout (they are keyed by id and by name; rebuilding is cheap)."""
         with self._lock:
             self._routes.clear()
+            self.generation += 1
 
     def _route(self, experiment_id: str) -> _Route:
         now = time.monotonic()

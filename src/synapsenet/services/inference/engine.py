@@ -13,9 +13,11 @@ One request goes through four steps, each timed in a Prometheus histogram:
 4. **Explain**, when asked, through the explanation service (whose cache answers a repeated
    request).
 
-Which experiment runs on a model is looked up at most once per ``experiment_ttl`` seconds.
-A stale answer is harmless: the A/B engine's router itself returns the control for an
-experiment that stopped or rolled back.
+Which experiment runs on a model is looked up at most once per ``experiment_ttl`` seconds,
+and again at once when the A/B engine in this process changed an experiment (its routing
+generation moved). A change made by another process is seen within the TTL; a stale answer
+is harmless for an experiment that ended, since the A/B engine's router then returns the
+control.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ class InferenceEngine:
         self.experiment_ttl = experiment_ttl
         self.max_instances = max_instances
         self.max_explained = max_explained
-        self._experiments: dict[str, tuple[float, Experiment | None]] = {}
+        self._experiments: dict[str, tuple[float, int, Experiment | None]] = {}
         self._functions: OrderedDict[tuple[str, str, str], ModelFunction] = OrderedDict()
         self._lock = threading.Lock()
         self._latency = histogram(
@@ -114,17 +116,18 @@ class InferenceEngine:
     # ------------------------------------------------------------------ routing
 
     def running_experiment(self, model_name: str) -> Experiment | None:
-        """The experiment running on ``model_name`` (cached for ``experiment_ttl`` s)."""
+        """The experiment running on ``model_name`` (cached, see the module docstring)."""
         if self.router is None:
             return None
         now = time.monotonic()
+        generation = self.router.routing_generation
         with self._lock:
             cached = self._experiments.get(model_name)
-        if cached is not None and now - cached[0] < self.experiment_ttl:
-            return cached[1]
+        if cached is not None and now - cached[0] < self.experiment_ttl and cached[1] == generation:
+            return cached[2]
         experiment = self.router.running_for_model(model_name)
         with self._lock:
-            self._experiments[model_name] = (now, experiment)
+            self._experiments[model_name] = (now, generation, experiment)
         return experiment
 
     def forget(self, model_name: str | None = None) -> None:

@@ -39,6 +39,11 @@ class ServedModels(Protocol):
 class TrafficRouter(Protocol):
     """Routing of units by the running experiments."""
 
+    @property
+    def routing_generation(self) -> int:
+        """Changes whenever an experiment changes in this process (caches go stale)."""
+        ...
+
     def running_for_model(self, model_name: str) -> Experiment | None:
         """The running experiment on ``model_name``, if any."""
         ...
