@@ -3,8 +3,8 @@
 Two variants run ``synapsenet serve`` as a real server process and ``synapsenet demo``
 against it: one on embedded defaults (SQLite, in-process bus, local objects), one on the
 real PostgreSQL and Redis (Redis Streams bus, Redis explanation cache). A third runs the
-``promote`` scenario in-process (the gateway served by uvicorn in a thread), so the demo's
-own code is measured by coverage.
+``promote`` scenario in-process (the gateway served by uvicorn in a thread, the command
+through Typer's runner), so the demo's own code is measured by coverage.
 """
 
 from __future__ import annotations
@@ -19,17 +19,19 @@ from pathlib import Path
 import httpx
 import pytest
 import redis
-from rich.console import Console
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from typer.testing import CliRunner
 
-from synapsenet.demo.story import DemoOptions, DemoStory
+from synapsenet.cli.main import app
 from synapsenet.sdk import Client
 from tests.fixtures.live_server import Server
 from tests.fixtures.redis import wait_until
 from tests.fixtures.s3 import free_port
 
 DEMO_TIMEOUT = 900
+
+runner = CliRunner()
 
 
 @pytest.fixture
@@ -152,20 +154,31 @@ def test_the_rollback_story_end_to_end(
             client.close()
 
 
-def test_the_promote_story_in_process(live_server: Server) -> None:
+def test_the_promote_story_in_process(live_server: Server, clean_environment: None) -> None:
+    result = runner.invoke(
+        app, ["demo", "--scenario", "promote", "--prefix", "promo"], env=live_server.env
+    )
+    assert result.exit_code == 0, result.stdout
+    assert "the canary won" in result.stdout
+    assert "Every step succeeded" in result.stdout
     token = live_server.platform.settings.admin_key_path.read_text().strip()
-    console = Console(record=True, width=160)
-    options = DemoOptions(scenario="promote", prefix="promo", timeout=120)
-    with Client(live_server.url, token, timeout=60) as client:
-        report = DemoStory(client, console, options).run()
-        assert report.outcome == "promoted"
+    with Client(live_server.url, token) as client:
         assert client.models.production_version("promo-credit").version == "2"
-    assert report.served["canary"] > 500
-    assert report.reconstructed == {"baseline": True, "candidate": True}
-    assert report.deprecated == "promo-loans-raw@v1"
-    assert set(report.impact["dataset_versions"]) >= {
-        "dataset:promo-loans-clean@v1",
-        "dataset:promo-loan-features@v1",
-    }
-    assert len(report.top_features) == 3
-    assert "Every step succeeded" in console.export_text()
+        (experiment,) = client.experiments.list_experiments(model_name="promo-credit")
+        assert (experiment.status.value, experiment.winner) == ("completed", "canary")
+        impact = client.datasets.impact("promo-loans-raw", "v1")
+        assert "dataset:promo-loan-features@v1" in impact.dataset_versions
+        assert client.datasets.get_version("promo-loans-raw", "v1").deprecated_at is not None
+
+
+def test_the_demo_fails_loudly_when_a_step_does_not_hold(
+    live_server: Server, clean_environment: None
+) -> None:
+    # 200 requests are too few for the guardrail to decide: the rollback step cannot hold.
+    result = runner.invoke(app, ["demo", "--requests", "200"], env=live_server.env)
+    assert result.exit_code == 1
+    assert "the canary was expected to be rolled back; it is running" in result.stdout
+    assert "Every step succeeded" not in result.stdout
+    refused = runner.invoke(app, ["demo", "--scenario", "sideways"], env=live_server.env)
+    assert refused.exit_code == 2
+    assert "must be 'rollback' or 'promote'" in refused.stdout + refused.stderr

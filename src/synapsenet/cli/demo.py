@@ -8,7 +8,6 @@ import typer
 
 from synapsenet.cli._remote import ApiKeyOption, UrlOption, new_console, resolve_api_key
 from synapsenet.cli.errors import reporting_errors
-from synapsenet.demo.story import DemoFailedError, DemoOptions, DemoStory, Scenario
 
 
 def demo(
@@ -37,13 +36,15 @@ def demo(
     """Tell the whole story against a running server (start one with `make run`)."""
     if scenario not in ("rollback", "promote"):
         raise typer.BadParameter("must be 'rollback' or 'promote'", param_hint="--scenario")
+    # Imported here: the story pulls in pandas and scikit-learn, which no other command needs.
+    from synapsenet.demo.story import DemoFailedError, DemoOptions, DemoStory, Scenario
+    from synapsenet.sdk import Client
+
     console = new_console()
     chosen: Scenario = "rollback" if scenario == "rollback" else "promote"
     # Each scenario commits different feature data, so each has its own names by default.
     names = prefix or ("demo" if chosen == "rollback" else "demo-promote")
     options = DemoOptions(scenario=chosen, requests=requests, prefix=names, seed=seed)
-    from synapsenet.sdk import Client
-
     with reporting_errors(), Client(url, resolve_api_key(api_key), timeout=60.0) as client:
         try:
             DemoStory(client, console, options).run()
