@@ -62,6 +62,7 @@ SHAP_PARAMETERS: Final = frozenset(
         "output",
         "feature_perturbation",
         "native_check",
+        "accuracy_check",
     }
 )
 """The SHAPExplainer parameters a request may set (the model and background are the service's)."""
