@@ -29,7 +29,11 @@ from sklearn.tree import DecisionTreeClassifier
 from synapsenet.errors import InvalidError
 from synapsenet.services.explainability import tree as tree_module
 from synapsenet.services.explainability._forest_outputs import forest_raw_output
-from synapsenet.services.explainability._native_trees import NativeResult, native_contributions
+from synapsenet.services.explainability._native_trees import (
+    NativeResult,
+    native_contributions,
+    native_margins,
+)
 from synapsenet.services.explainability.contract import LocalAccuracyError
 from synapsenet.services.explainability.models import ExplanationType, FloatArray
 from synapsenet.services.explainability.tree import (
@@ -224,7 +228,7 @@ def test_the_sampled_check_misses_an_error_outside_the_sample_and_all_catches_it
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     model = fitted("lightgbm-regression")
-    original = tree_module.native_margins
+    original = native_margins
 
     def off_in_row_1(family: Any, booster: Any, data: FloatArray) -> FloatArray:
         margins = original(family, booster, data).copy()
@@ -276,7 +280,7 @@ def test_forest_output_from_the_trees_equals_scikit_learns_prediction(name: str)
 
 
 def test_forest_output_covers_only_plain_single_output_forests() -> None:
-    class CustomForest(RandomForestRegressor):
+    class CustomForest(RandomForestRegressor):  # type: ignore[misc]
         pass
 
     assert forest_raw_output(fitted("gradient-boosting-regression"), X) is None
