@@ -18,6 +18,7 @@ from synapsenet.services.explainability import plots
 from synapsenet.services.explainability.models import AggregationMethod
 from synapsenet.services.explainability.schemas import (
     BatchRequest,
+    CacheInvalidationPublic,
     ExplainRequest,
     ExplanationPublic,
     GlobalImportancePublic,
@@ -60,6 +61,13 @@ def explain(body: ExplainRequest, service: ServiceDep) -> ExplanationPublic:
         parameters=body.parameters,
     )
     return ExplanationPublic.of(explanation, model=body.model, version=body.version, cached=cached)
+
+
+@router.delete("/cache/{model}/{version}")
+def invalidate_cache(model: str, version: str, service: ServiceDep) -> CacheInvalidationPublic:
+    """Retire every cached explanation of a model version (503 if the cache is down)."""
+    generation = service.invalidate(model, version)
+    return CacheInvalidationPublic(model=model, version=version, generation=generation)
 
 
 @router.post("/jobs", status_code=http_status.HTTP_202_ACCEPTED)

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from synapsenet.core.client import ServiceClient
 from synapsenet.services.explainability.schemas import (
+    CacheInvalidationPublic,
     ExplanationPublic,
     GlobalImportancePublic,
     JobPublic,
@@ -57,6 +58,11 @@ class ExplainabilityClient(ServiceClient):
             "parameters": dict(parameters or {}),
         }
         return ExplanationPublic.model_validate(self.post_json(API_PREFIX, body))
+
+    def invalidate_cache(self, model: str, version: str) -> CacheInvalidationPublic:
+        """Retire every cached explanation of a model version (operator key)."""
+        path = f"{API_PREFIX}/cache/{quote(model, safe='')}/{quote(version, safe='')}"
+        return CacheInvalidationPublic.model_validate(self.delete(path))
 
     def submit_job(
         self,

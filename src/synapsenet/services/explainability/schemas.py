@@ -111,6 +111,16 @@ class ExplanationPublic(BaseModel):
         )
 
 
+class CacheInvalidationPublic(BaseModel):
+    """A model version whose cached explanations were retired."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str
+    version: str
+    generation: int = Field(description="The version's cache generation after the change.")
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _json_safe(v) for k, v in value.items()}

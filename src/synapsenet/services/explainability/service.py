@@ -409,6 +409,27 @@ class ExplanationService:
             )
         return explanation, cached
 
+    def invalidate(self, model: str, version: str) -> int:
+        """Retire every cached explanation of a model version (in every process sharing it).
+
+        The cache keys already change when a version's artifact does (its content hash is
+        part of them); this is for a version whose explanations are stale for another
+        reason, e.g. a model loader that now serves different background rows.
+
+        Args:
+            model: The model's name.
+            version: Its version.
+
+        Returns:
+            The version's new cache generation.
+
+        Raises:
+            InvalidError: On an empty name or version.
+            UnavailableError: If the cache's store cannot be reached: an invalidation that
+                did not happen must not look as if it had.
+        """
+        return self.cache.invalidate(model, version)
+
     # ------------------------------------------------------------------ batch jobs
 
     def submit_batch(
