@@ -19,7 +19,7 @@ from synapsenet.services.explainability import (
     FileModelLoader,
     InMemoryModelLoader,
 )
-from synapsenet.services.explainability.loader import FeatureType
+from synapsenet.services.explainability.loader import FeatureType, InputKind
 from synapsenet.services.explainability.service import as_matrix
 from tests.services.explainability.service_fixtures import FEATURES, regressor, training_rows
 
@@ -195,3 +195,25 @@ def test_services_on_one_platform_share_cache_and_metrics(
     assert first.cache is second.cache
     first.explain("credit", "1", training_rows()[:1])
     assert second.explain("credit", "1", training_rows()[:1])[1]
+
+
+def test_text_and_image_models_are_prediction_functions_with_a_mode() -> None:
+    loader = InMemoryModelLoader()
+    text = loader.register_text("reviews", "1", lambda texts: [0.5] * len(texts), mode="regression")
+    assert (text.input_kind, text.mode, text.feature_names) == (InputKind.TEXT, "regression", ())
+    image = loader.register_image("lamps", "1", lambda batch: batch.mean(axis=(1, 2)))
+    assert (image.input_kind, image.mode, image.output_names) == (
+        InputKind.IMAGE,
+        "classification",
+        None,
+    )
+    assert loader.load("lamps", "1") is image
+    assert loader.register("credit", "1", regressor(), feature_names=FEATURES).mode is None
+    with pytest.raises(InvalidError, match="must be a callable prediction function") as caught:
+        loader.register_text("reviews", "2", "not a model")  # type: ignore[arg-type]
+    assert caught.value.field == "model"
+    with pytest.raises(InvalidError, match="'mode' of image models must be one of") as caught:
+        loader.register_image("lamps", "2", np.mean, mode="ranking")
+    assert caught.value.field == "mode"
+    with pytest.raises(InvalidError, match="model name"):
+        loader.register_text("../etc", "1", len)

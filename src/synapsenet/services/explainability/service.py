@@ -13,7 +13,7 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Final, Literal, Protocol
@@ -28,6 +28,13 @@ from synapsenet.core.jobs import Job, JobStatus, ProgressReporter
 from synapsenet.core.outbox import record_event
 from synapsenet.core.platform import Platform
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
+from synapsenet.services.explainability._lime_media import (
+    check_image,
+    check_text,
+    explain_image,
+    explain_text,
+    require_input_kind,
+)
 from synapsenet.services.explainability.aggregation import FeatureImportanceAggregator
 from synapsenet.services.explainability.api import router
 from synapsenet.services.explainability.cache import (
@@ -37,7 +44,12 @@ from synapsenet.services.explainability.cache import (
     decode_explanation,
     encode_explanation,
 )
-from synapsenet.services.explainability.loader import FileModelLoader, LoadedModel, ModelLoader
+from synapsenet.services.explainability.loader import (
+    FileModelLoader,
+    InputKind,
+    LoadedModel,
+    ModelLoader,
+)
 from synapsenet.services.explainability.models import (
     AggregationMethod,
     Explanation,
@@ -367,6 +379,7 @@ class ExplanationService:
         """
         started = time.perf_counter()
         loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.TABULAR)
         matrix = as_matrix(instances, loaded.feature_names)
         if len(matrix) > self.max_rows:
             raise InvalidError(
@@ -375,16 +388,115 @@ class ExplanationService:
                 field="instances",
             )
         params = dict(parameters or {})
-        key = self.cache.key(
-            model,
-            version,
+        return self._answer(
+            loaded,
+            method,
             f"{method}:{algorithm}",
-            {"model_hash": loaded.content_hash, **params},
+            params,
             matrix,
+            lambda: self._compute(loaded, matrix, method, algorithm, params),
+            started,
         )
-        explanation, cached = self.cache.get_or_compute(
-            key, lambda: self._compute(loaded, matrix, method, algorithm, params)
+
+    def explain_text(
+        self,
+        model: str,
+        version: str,
+        text: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> tuple[Explanation, bool]:
+        """LIME weights of the words of one text, from the cache when asked before.
+
+        Args:
+            model: A text model's name (see ``InMemoryModelLoader.register_text``).
+            version: Its version.
+            text: The text to explain.
+            parameters: :class:`~.lime_text.LimeText` parameters (seed 0 unless given).
+
+        Returns:
+            A ``lime_text`` explanation (``feature_names`` are the words,
+            ``extras["positions"]`` their character offsets), and whether the cache answered.
+
+        Raises:
+            NotFoundError: Unknown model or version.
+            InvalidError: A model that does not take text, an empty or too long text, or a
+                bad parameter (naming the field).
+        """
+        started = time.perf_counter()
+        loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.TEXT)
+        checked = check_text(text)
+        params = dict(parameters or {})
+        return self._answer(
+            loaded,
+            "lime",
+            "lime:text",
+            params,
+            checked,
+            lambda: explain_text(loaded, checked, params),
+            started,
         )
+
+    def explain_image(
+        self,
+        model: str,
+        version: str,
+        image: object,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> tuple[Explanation, bool]:
+        """LIME weights of the superpixels of one image, from the cache when asked before.
+
+        Args:
+            model: An image model's name (see ``InMemoryModelLoader.register_image``).
+            version: Its version.
+            image: ``(H, W)`` or ``(H, W, C)`` numbers (nested lists or an array).
+            parameters: :class:`~.lime_image.LimeImage` parameters (seed 0 unless given).
+
+        Returns:
+            A ``lime_image`` explanation (``extras["segments"]`` is the ``(H, W)`` segment
+            map), and whether the cache answered.
+
+        Raises:
+            NotFoundError: Unknown model or version.
+            InvalidError: A model that does not take images, a malformed or too large
+                image, or a bad parameter (naming the field).
+        """
+        started = time.perf_counter()
+        loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.IMAGE)
+        array = check_image(image)
+        params = dict(parameters or {})
+        return self._answer(
+            loaded,
+            "lime",
+            "lime:image",
+            params,
+            array,
+            lambda: explain_image(loaded, array, params),
+            started,
+        )
+
+    def _answer(
+        self,
+        loaded: LoadedModel,
+        method: str,
+        explainer: str,
+        params: dict[str, Any],
+        inputs: object,
+        compute: Callable[[], Explanation],
+        started: float,
+    ) -> tuple[Explanation, bool]:
+        """The cached or computed explanation, counted and recorded as an event."""
+        key = self.cache.key(
+            loaded.name,
+            loaded.version,
+            explainer,
+            {"model_hash": loaded.content_hash, **params},
+            inputs,
+        )
+        explanation, cached = self.cache.get_or_compute(key, compute)
         elapsed = time.perf_counter() - started
         self._requests.labels(method, str(cached).lower()).inc()
         with self.platform.db.transaction() as session:
@@ -393,10 +505,10 @@ class ExplanationService:
                 Event(
                     type=COMPLETED_EVENT,
                     source=EVENT_SOURCE,
-                    subject=f"{model}:{version}",
+                    subject=f"{loaded.name}:{loaded.version}",
                     data={
-                        "model": model,
-                        "version": version,
+                        "model": loaded.name,
+                        "version": loaded.version,
                         "method": method,
                         "type": explanation.type.value,
                         "n_instances": explanation.n_instances,
@@ -461,6 +573,7 @@ class ExplanationService:
         if (instances is None) == (dataset_ref is None):
             raise InvalidError("give exactly one of instances and dataset_ref", field="dataset_ref")
         loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.TABULAR)
         matrix = None if instances is None else as_matrix(instances, loaded.feature_names)
         params = dict(parameters or {})
         job_parameters: dict[str, Any] = {
