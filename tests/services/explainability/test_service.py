@@ -19,8 +19,8 @@ from synapsenet.services.explainability import (
     FileModelLoader,
     InMemoryModelLoader,
 )
+from synapsenet.services.explainability._tabular_requests import as_matrix
 from synapsenet.services.explainability.loader import FeatureType, InputKind
-from synapsenet.services.explainability.service import as_matrix
 from tests.services.explainability.service_fixtures import FEATURES, regressor, training_rows
 
 

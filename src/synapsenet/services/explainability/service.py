@@ -14,9 +14,9 @@ import io
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -34,6 +34,13 @@ from synapsenet.services.explainability._lime_media import (
     explain_image,
     explain_text,
     require_input_kind,
+)
+from synapsenet.services.explainability._tabular_requests import (
+    Method,
+    as_matrix,
+    concatenate,
+    explain_tabular,
+    model_columns,
 )
 from synapsenet.services.explainability.aggregation import FeatureImportanceAggregator
 from synapsenet.services.explainability.api import router
@@ -57,27 +64,9 @@ from synapsenet.services.explainability.models import (
     GlobalImportance,
 )
 
-Method = Literal["shap", "lime"]
-
 BATCH_JOB_KIND: Final = "explainability.batch"
 COMPLETED_EVENT: Final = "explainability.explanation.completed"
 EVENT_SOURCE: Final = "/explainability"
-
-SHAP_PARAMETERS: Final = frozenset(
-    {
-        "link",
-        "n_samples",
-        "max_exact_features",
-        "background_size",
-        "seed",
-        "tol",
-        "output",
-        "feature_perturbation",
-        "native_check",
-        "accuracy_check",
-    }
-)
-"""The SHAPExplainer parameters a request may set (the model and background are the service's)."""
 
 
 class TableSource(Protocol):
@@ -96,90 +85,6 @@ def result_key(job_id: str) -> str:
 def inputs_key(job_id: str) -> str:
     """Object-store key of a batch job's explained rows (``.npy``, no pickle)."""
     return f"explanations/{job_id}.inputs.npy"
-
-
-def as_matrix(instances: object, feature_names: tuple[str, ...]) -> FloatArray:
-    """Rows (lists or records keyed by feature name) as a float ``(n, M)`` matrix.
-
-    Records are matched to the model's features by name, so their key order does not
-    matter; ``None`` becomes NaN (missing).
-
-    Raises:
-        InvalidError: Naming ``instances``, on no rows, a wrong feature count, missing or
-            unknown record keys, or non-numeric values.
-    """
-    n_features = len(feature_names)
-    if isinstance(instances, pa.Table):
-        instances = instances.to_pylist()
-    if isinstance(instances, np.ndarray):
-        rows: list[Any] = list(np.atleast_2d(instances))
-    elif isinstance(instances, list | tuple):
-        rows = list(instances)
-    else:
-        raise InvalidError(
-            f"instances must be a list of rows or records. Got {type(instances).__name__}.",
-            field="instances",
-        )
-    if not rows:
-        raise InvalidError("instances must hold at least one row", field="instances")
-    wanted = set(feature_names)
-    matrix = np.empty((len(rows), n_features), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if isinstance(row, Mapping):
-            missing = [name for name in feature_names if name not in row]
-            unknown = sorted(set(map(str, row)) - wanted)
-            if missing or unknown:
-                raise InvalidError(
-                    f"instances[{i}] must have exactly the model's features; "
-                    f"missing {missing}, unknown {unknown}",
-                    field="instances",
-                )
-            values = [row[name] for name in feature_names]
-        else:
-            values = list(row)
-        if len(values) != n_features:
-            raise InvalidError(
-                f"instances[{i}] has {len(values)} values; the model takes {n_features} "
-                f"features ({', '.join(feature_names)})",
-                field="instances",
-            )
-        try:
-            matrix[i] = [np.nan if v is None else float(v) for v in values]
-        except (TypeError, ValueError):
-            raise InvalidError(
-                f"instances[{i}] holds a value that is not a number", field="instances"
-            ) from None
-    return matrix
-
-
-def _model_columns(table: pa.Table, feature_names: tuple[str, ...]) -> pa.Table:
-    """The model's columns of a dataset table (extra columns, e.g. labels, are dropped)."""
-    if set(feature_names) <= set(table.column_names):
-        return table.select(list(feature_names))
-    return table
-
-
-def _concatenate(parts: list[Explanation]) -> Explanation:
-    """One explanation of all the rows of several chunk explanations."""
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    errors = [p.local_accuracy_error for p in parts if p.local_accuracy_error is not None]
-    standard_errors = (
-        np.concatenate([p.standard_errors for p in parts if p.standard_errors is not None])
-        if all(p.standard_errors is not None for p in parts)
-        else None
-    )
-    return replace(
-        first,
-        values=np.concatenate([p.values for p in parts]),
-        base_values=np.concatenate([p.base_values for p in parts]),
-        predictions=np.concatenate([p.predictions for p in parts]),
-        standard_errors=standard_errors,
-        runtime_seconds=sum(p.runtime_seconds for p in parts),
-        local_accuracy_error=max(errors) if errors else None,
-        extras={"chunks": [p.extras for p in parts]},
-    )
 
 
 @dataclass(frozen=True)
@@ -299,54 +204,13 @@ class ExplanationService:
         parameters: Mapping[str, Any],
     ) -> Explanation:
         started = time.perf_counter()
-        if method == "shap":
-            unknown = sorted(set(parameters) - SHAP_PARAMETERS)
-            if unknown:
-                raise InvalidError(
-                    f"SHAP does not take the parameter(s) {', '.join(unknown)}; it takes "
-                    f"{', '.join(sorted(SHAP_PARAMETERS))}",
-                    field=f"parameters.{unknown[0]}",
-                )
-            # Imported here: the explainer stack (shap, numba) loads on the first explanation,
-            # not when the API server starts.
-            from synapsenet.services.explainability.shap_explainer import SHAPExplainer
+        explanation = explain_tabular(loaded, matrix, method, algorithm, parameters)
+        self._duration.labels(explanation.type.value).observe(time.perf_counter() - started)
+        return explanation
 
-            shap = SHAPExplainer(
-                loaded.model,
-                background=loaded.background,
-                algorithm=algorithm,
-                feature_names=loaded.feature_names,
-                **parameters,
-            )
-            explanation = shap.explain(matrix)
-        elif method == "lime":
-            if loaded.background is None:
-                raise InvalidError(
-                    f"LIME samples around training statistics, and model {loaded.name} "
-                    f"version {loaded.version} has no background rows in its metadata",
-                    field="method",
-                )
-            from synapsenet.services.explainability.adapters import adapt
-            from synapsenet.services.explainability.lime_explainer import LIMEExplainer
-
-            function = adapt(loaded.model, example=loaded.background)
-            options = {"seed": 0, **parameters}
-            lime = LIMEExplainer(
-                loaded.background,
-                kind="tabular",
-                mode=function.kind,
-                feature_names=loaded.feature_names,
-                categorical_features=loaded.categorical_features,
-                **options,
-            )
-            explanation = lime.explain(function.predict, matrix[0] if len(matrix) == 1 else matrix)
-        else:
-            raise InvalidError(
-                f"The 'method' of an explanation must be 'shap' or 'lime'. Got {method!r}.",
-                field="method",
-            )
-        if loaded.output_names is not None and len(loaded.output_names) == explanation.n_outputs:
-            explanation = replace(explanation, output_names=loaded.output_names)
+    def _timed(self, compute: Callable[[], Explanation]) -> Explanation:
+        started = time.perf_counter()
+        explanation = compute()
         self._duration.labels(explanation.type.value).observe(time.perf_counter() - started)
         return explanation
 
@@ -434,7 +298,7 @@ class ExplanationService:
             "lime:text",
             params,
             checked,
-            lambda: explain_text(loaded, checked, params),
+            lambda: self._timed(lambda: explain_text(loaded, checked, params)),
             started,
         )
 
@@ -474,7 +338,7 @@ class ExplanationService:
             "lime:image",
             params,
             array,
-            lambda: explain_image(loaded, array, params),
+            lambda: self._timed(lambda: explain_image(loaded, array, params)),
             started,
         )
 
@@ -596,7 +460,7 @@ class ExplanationService:
                 assert dataset_ref is not None
                 report(0.0, f"loading {dataset_ref}")
                 table = self.datasets.load_table(dataset_ref, path=dataset_path)
-                rows = as_matrix(_model_columns(table, loaded.feature_names), loaded.feature_names)
+                rows = as_matrix(model_columns(table, loaded.feature_names), loaded.feature_names)
             return self._run_batch(job_id[0], loaded, rows, method, algorithm, params, report)
 
         job = self.platform.jobs.submit(BATCH_JOB_KIND, job_parameters, work)
@@ -621,7 +485,7 @@ class ExplanationService:
             parts.append(self._compute(loaded, chunk, method, algorithm, parameters))
             done = min(start + self.chunk_rows, n_rows)
             report(0.95 * done / n_rows, f"explained {done} of {n_rows} rows")
-        explanation = _concatenate(parts)
+        explanation = concatenate(parts)
         store = self.platform.store
         store.put(result_key(job_id), encode_explanation(explanation))
         buffer = io.BytesIO()
