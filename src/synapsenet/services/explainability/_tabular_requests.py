@@ -4,13 +4,21 @@ Turns what a request sends (rows as lists or records keyed by feature name, data
 tables) into the model's feature matrix, checks the explainer parameters a request may set,
 and explains with :class:`~.shap_explainer.SHAPExplainer` or tabular LIME. Batch jobs
 explain in chunks; :func:`concatenate` joins the chunks' explanations.
+
+SHAP explainers of tree models are kept per model version and settings
+(:class:`TreeExplainerPool`): TreeSHAP's agreement check parses the trees with shap on its
+first call (about 0.1-0.3 s for a few hundred trees, far more than explaining one row), and
+a version's content hash, part of the pool key, changes whenever its artifact does.
 """
 
 from __future__ import annotations
 
+import json
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import replace
-from typing import Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -19,6 +27,9 @@ from synapsenet.errors import InvalidError
 
 from .loader import LoadedModel
 from .models import Explanation, FloatArray
+
+if TYPE_CHECKING:
+    from .shap_explainer import SHAPExplainer
 
 Method = Literal["shap", "lime"]
 
@@ -123,14 +134,75 @@ def concatenate(parts: list[Explanation]) -> Explanation:
     )
 
 
+class TreeExplainerPool:
+    """SHAP explainers of tree models, reused across requests, least recently used evicted.
+
+    Only explainers that resolved to TreeSHAP are kept: they are stateless between calls
+    apart from shap's parse of the trees, built once on the first checked call. Two threads
+    building the same parse at once both succeed; one result is kept.
+
+    Args:
+        max_size: Explainers kept.
+    """
+
+    def __init__(self, max_size: int = 16) -> None:
+        self.max_size = max_size
+        self._explainers: OrderedDict[tuple[str, str, str], SHAPExplainer] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._explainers)
+
+    def shap(
+        self, loaded: LoadedModel, algorithm: str, parameters: Mapping[str, Any]
+    ) -> SHAPExplainer:
+        """The SHAP explainer of this model version and settings, built once if a tree one.
+
+        Raises:
+            InvalidError: On invalid parameters (nothing is kept then).
+        """
+        from .shap_explainer import SHAPExplainer
+
+        settings = json.dumps(parameters, sort_keys=True, default=repr)
+        key = (loaded.content_hash, algorithm, settings)
+        with self._lock:
+            found = self._explainers.get(key)
+            if found is not None:
+                self._explainers.move_to_end(key)
+                return found
+        explainer = SHAPExplainer(
+            loaded.model,
+            background=loaded.background,
+            algorithm=algorithm,
+            feature_names=loaded.feature_names,
+            **parameters,
+        )
+        if explainer.tree_ is not None:
+            with self._lock:
+                self._explainers[key] = explainer
+                while len(self._explainers) > self.max_size:
+                    self._explainers.popitem(last=False)
+        return explainer
+
+
 def explain_tabular(
     loaded: LoadedModel,
     matrix: FloatArray,
     method: Method,
     algorithm: str,
     parameters: Mapping[str, Any],
+    pool: TreeExplainerPool | None = None,
 ) -> Explanation:
     """Explain rows of a tabular model with SHAP or LIME, outputs named as the model's.
+
+    Args:
+        loaded: The model version.
+        matrix: ``(n, M)`` rows.
+        method: ``"shap"`` or ``"lime"``.
+        algorithm: SHAP's algorithm.
+        parameters: Explainer parameters from the request.
+        pool: Where tree explainers are kept between requests; a new explainer per call
+            when None.
 
     Raises:
         InvalidError: An unknown method or parameter, or LIME without background rows.
@@ -143,18 +215,10 @@ def explain_tabular(
                 f"{', '.join(sorted(SHAP_PARAMETERS))}",
                 field=f"parameters.{unknown[0]}",
             )
-        # Imported here: the explainer stack (shap, numba) loads on the first explanation,
-        # not when the API server starts.
-        from synapsenet.services.explainability.shap_explainer import SHAPExplainer
-
-        shap = SHAPExplainer(
-            loaded.model,
-            background=loaded.background,
-            algorithm=algorithm,
-            feature_names=loaded.feature_names,
-            **parameters,
-        )
-        explanation = shap.explain(matrix)
+        # The pool imports the explainer stack (shap, numba) on the first explanation, not
+        # when the API server starts.
+        explainers = pool if pool is not None else TreeExplainerPool(max_size=0)
+        explanation = explainers.shap(loaded, algorithm, parameters).explain(matrix)
     elif method == "lime":
         if loaded.background is None:
             raise InvalidError(

@@ -37,6 +37,7 @@ from synapsenet.services.explainability._lime_media import (
 )
 from synapsenet.services.explainability._tabular_requests import (
     Method,
+    TreeExplainerPool,
     as_matrix,
     concatenate,
     explain_tabular,
@@ -173,6 +174,7 @@ class ExplanationService:
         self.max_rows = max_rows
         self.chunk_rows = chunk_rows
         self.aggregator = aggregator or FeatureImportanceAggregator(n_bootstrap=200, seed=0)
+        self._tree_explainers = TreeExplainerPool()
         self._duration = shared.duration
         self._requests = shared.requests
 
@@ -204,7 +206,9 @@ class ExplanationService:
         parameters: Mapping[str, Any],
     ) -> Explanation:
         started = time.perf_counter()
-        explanation = explain_tabular(loaded, matrix, method, algorithm, parameters)
+        explanation = explain_tabular(
+            loaded, matrix, method, algorithm, parameters, self._tree_explainers
+        )
         self._duration.labels(explanation.type.value).observe(time.perf_counter() - started)
         return explanation
 
