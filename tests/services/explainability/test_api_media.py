@@ -19,6 +19,7 @@ from synapsenet.errors import InvalidError
 from synapsenet.gateway import create_app
 from synapsenet.gateway.problems import PROBLEM_MEDIA_TYPE
 from synapsenet.services.explainability import ExplanationService, InMemoryModelLoader
+from synapsenet.services.explainability._lime_media import check_image, check_text, explain_text
 from synapsenet.services.explainability.client import ExplainabilityClient
 from synapsenet.services.explainability.lime_image import LimeImage
 from synapsenet.services.explainability.lime_text import LimeText
@@ -260,3 +261,24 @@ def test_the_client_explains_text_and_images(app: FastAPI, platform: Platform) -
         with pytest.raises(InvalidError) as caught:
             client.explain_text("credit", "1", REVIEW)
         assert caught.value.field == "model"
+
+
+def test_direct_checks_name_what_is_wrong() -> None:
+    with pytest.raises(InvalidError, match="non-empty string"):
+        check_text(42)
+    with pytest.raises(InvalidError, match="at most 100000 are explained"):
+        check_text("word " * 20_001)
+    with pytest.raises(InvalidError, match=r"got shape \(3,\)"):
+        check_image([1.0, 2.0, 3.0])
+    with pytest.raises(InvalidError, match="at most 262144 are explained"):
+        check_image(np.zeros((513, 512)))
+    assert check_image([[0, 1], [2, 3]]).dtype == np.float64
+
+
+def test_output_names_that_do_not_fit_the_model_are_not_applied() -> None:
+    loader = InMemoryModelLoader()
+    named = loader.register_text("reviews", "1", sentiment, output_names=["only one"])
+    explanation = explain_text(named, REVIEW, {"n_samples": 100})
+    assert explanation.output_names == ("0", "1")
+    unnamed = loader.register_text("reviews", "2", sentiment)
+    assert explain_text(unnamed, REVIEW, {"n_samples": 100}).output_names == ("0", "1")

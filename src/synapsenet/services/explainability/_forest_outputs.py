@@ -37,13 +37,15 @@ def forest_trees(model: Any) -> list[Any] | None:
     extra-trees forests, of their exact classes (a subclass may override ``predict``).
     """
     cls = type(model)
-    if not cls.__module__.startswith("sklearn.") or getattr(model, "n_outputs_", None) != 1:
+    if not cls.__module__.startswith("sklearn."):
         return None
     if cls.__name__ in _SINGLE_TREES:
-        return [model]
-    if cls.__name__ in _FORESTS:
-        return list(model.estimators_)
-    return None
+        trees = [model]
+    elif cls.__name__ in _FORESTS:
+        trees = list(model.estimators_)
+    else:
+        return None
+    return trees if model.n_outputs_ == 1 else None
 
 
 def forest_raw_output(model: Any, instances: FloatArray) -> FloatArray | None:
