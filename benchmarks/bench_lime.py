@@ -5,9 +5,11 @@ Run from the repository root:
     .venv/bin/python benchmarks/bench_lime.py
 
 Both explain the same fitted scikit-learn gradient boosting model on the same 20-feature
-data with the same settings: 5,000 samples, quartile discretisation, kernel width
-0.75 * sqrt(20), feature selection "auto" with all 20 features kept (so every feature is
-ranked), ridge alpha 1. Classifiers are explained for P(class 1).
+data with the same settings, each with its default sample count (lime 5,000, SynapseNet
+4,097 = the instance and 2^12 Sobol' points; ``--ours-samples 5000`` for equal counts),
+quartile discretisation, kernel width 0.75 * sqrt(20), feature selection "auto" with all 20
+features kept (so every feature is ranked), ridge alpha 1. Classifiers are explained for
+P(class 1).
 
 Speed: seconds per explanation, as a median over instances, measured as wall time and as
 CPU time of the process (the machine is shared; CPU time is what the work costs, wall time
@@ -43,10 +45,13 @@ from synapsenet.services.explainability._ranking import (
     mean_pairwise_kendall_tau,
     mean_pairwise_top_k_overlap,
 )
-from synapsenet.services.explainability.lime_tabular import LimeTabular
+from synapsenet.services.explainability.lime_tabular import DEFAULT_SAMPLES, LimeTabular
 
 N_FEATURES = 20
 N_SAMPLES = 5000
+"""lime's default sample count, used for lime."""
+OURS_SAMPLES = DEFAULT_SAMPLES
+"""SynapseNet's default (4097: the instance and 2^12 Sobol' points); ``--ours-samples``."""
 TARGET_SPEEDUP = 3.0
 TARGET_TAU = 0.9
 ISSUE_LIME_TAU = 0.67
@@ -143,7 +148,7 @@ def ours_explainer(setup: Setup, seed: int, sampling: str = "sobol") -> LimeTabu
     return LimeTabular(
         setup.data,
         mode=setup.mode,
-        n_samples=N_SAMPLES,
+        n_samples=OURS_SAMPLES,
         n_features=N_FEATURES,
         seed=seed,
         sampling=sampling,
@@ -224,10 +229,19 @@ def main() -> None:
         default=["regression", "classification", "noisy"],
         choices=["regression", "classification", "noisy"],
     )
+    parser.add_argument(
+        "--ours-samples",
+        type=int,
+        default=DEFAULT_SAMPLES,
+        help="SynapseNet's samples per explanation (default: its default; 5000 = lime's)",
+    )
     args = parser.parse_args()
+    global OURS_SAMPLES
+    OURS_SAMPLES = args.ours_samples
     print_machine(["numpy", "scipy", "scikit-learn", "lime"])
     print(
-        f"{N_FEATURES} features, {N_SAMPLES} samples per explanation, quartile bins, "
+        f"{N_FEATURES} features; samples per explanation: lime {N_SAMPLES}, SynapseNet "
+        f"{OURS_SAMPLES} (each one's default); quartile bins, "
         "feature_selection='auto' keeping all features; GradientBoosting (100 trees, depth 3)"
     )
     for setup in make_setups(args.setups):

@@ -19,8 +19,12 @@ from synapsenet.services.explainability import (
     FileModelLoader,
     InMemoryModelLoader,
 )
-from synapsenet.services.explainability.loader import FeatureType
-from synapsenet.services.explainability.service import as_matrix
+from synapsenet.services.explainability._tabular_requests import (
+    TreeExplainerPool,
+    as_matrix,
+    explain_tabular,
+)
+from synapsenet.services.explainability.loader import FeatureType, InputKind
 from tests.services.explainability.service_fixtures import FEATURES, regressor, training_rows
 
 
@@ -195,3 +199,63 @@ def test_services_on_one_platform_share_cache_and_metrics(
     assert first.cache is second.cache
     first.explain("credit", "1", training_rows()[:1])
     assert second.explain("credit", "1", training_rows()[:1])[1]
+
+
+def test_text_and_image_models_are_prediction_functions_with_a_mode() -> None:
+    loader = InMemoryModelLoader()
+    text = loader.register_text("reviews", "1", lambda texts: [0.5] * len(texts), mode="regression")
+    assert (text.input_kind, text.mode, text.feature_names) == (InputKind.TEXT, "regression", ())
+    image = loader.register_image("lamps", "1", lambda batch: batch.mean(axis=(1, 2)))
+    assert (image.input_kind, image.mode, image.output_names) == (
+        InputKind.IMAGE,
+        "classification",
+        None,
+    )
+    assert loader.load("lamps", "1") is image
+    assert loader.register("credit", "1", regressor(), feature_names=FEATURES).mode is None
+    with pytest.raises(InvalidError, match="must be a callable prediction function") as caught:
+        loader.register_text("reviews", "2", "not a model")  # type: ignore[arg-type]
+    assert caught.value.field == "model"
+    with pytest.raises(InvalidError, match="'mode' of image models must be one of") as caught:
+        loader.register_image("lamps", "2", np.mean, mode="ranking")
+    assert caught.value.field == "mode"
+    with pytest.raises(InvalidError, match="model name"):
+        loader.register_text("../etc", "1", len)
+
+
+def test_tree_explainers_are_kept_per_model_version_and_settings(
+    loader: InMemoryModelLoader,
+) -> None:
+    pool = TreeExplainerPool(max_size=2)
+    loaded = loader.load("credit", "1")
+    first = pool.shap(loaded, "auto", {})
+    assert first.tree_ is not None
+    assert pool.shap(loaded, "auto", {}) is first
+    checked = pool.shap(loaded, "auto", {"native_check": "all"})
+    assert checked is not first
+    assert len(pool) == 2
+    # A re-registered version has a new content hash, so it never gets the old explainer.
+    again = loader.register(
+        "credit", "1", regressor(), feature_names=FEATURES, background=training_rows()[:50]
+    )
+    assert pool.shap(again, "auto", {}) is not first
+    assert len(pool) == 2  # the least recently used one went
+    assert pool.shap(loaded, "auto", {"native_check": "all"}) is checked
+    assert pool.shap(loaded, "auto", {}) is not first
+    # Model-agnostic explainers are built per request, never kept.
+    assert pool.shap(loaded, "kernel", {"n_samples": 50}).tree_ is None
+    assert len(pool) == 2
+    with pytest.raises(InvalidError, match="native_check"):
+        pool.shap(loaded, "auto", {"native_check": "never"})
+
+
+def test_an_empty_pool_is_filled_by_the_first_tree_explanation(
+    loader: InMemoryModelLoader,
+) -> None:
+    pool = TreeExplainerPool()
+    loaded = loader.load("credit", "1")
+    first = explain_tabular(loaded, training_rows()[:1], "shap", "auto", {}, pool)
+    assert len(pool) == 1
+    second = explain_tabular(loaded, training_rows()[1:2], "shap", "auto", {}, pool)
+    assert len(pool) == 1
+    assert first.values.shape == second.values.shape == (1, len(FEATURES), 1)

@@ -28,7 +28,12 @@ from sklearn.tree import DecisionTreeClassifier
 
 from synapsenet.errors import InvalidError
 from synapsenet.services.explainability import tree as tree_module
-from synapsenet.services.explainability._native_trees import NativeResult, native_contributions
+from synapsenet.services.explainability._forest_outputs import forest_raw_output
+from synapsenet.services.explainability._native_trees import (
+    NativeResult,
+    native_contributions,
+    native_margins,
+)
 from synapsenet.services.explainability.contract import LocalAccuracyError
 from synapsenet.services.explainability.models import ExplanationType, FloatArray
 from synapsenet.services.explainability.tree import (
@@ -198,6 +203,92 @@ def test_values_add_up_to_the_prediction_for_any_input(rows: FloatArray) -> None
     np.testing.assert_allclose(total, explanation.predictions, atol=1e-9)
 
 
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_the_sampled_check_compares_the_models_own_output_and_states_the_rows(name: str) -> None:
+    model = fitted(name)
+    sampled = TreeSHAP(model, accuracy_check_rows=4).explain(X[:100])
+    every = TreeSHAP(model, accuracy_check="all").explain(X[:100])
+    np.testing.assert_array_equal(sampled.values, every.values)
+    report = sampled.extras["local_accuracy"]
+    # One row in 8 (12 of 100), capped at accuracy_check_rows.
+    assert (report["rows_checked"], report["rows"]) == (4, 100)
+    assert every.extras["local_accuracy"]["rows_checked"] == 100
+    checked = np.unique(np.linspace(0, 99, 4).round().astype(int))
+    np.testing.assert_array_equal(sampled.predictions[checked], every.predictions[checked])
+    # Rows not checked carry the output the trees attributed: base + sum of the values.
+    others = np.setdiff1d(np.arange(100), checked)
+    attributed = sampled.values.sum(axis=1) + sampled.base_values
+    np.testing.assert_array_equal(sampled.predictions[others], attributed[others])
+    scale = max(1.0, float(np.abs(every.predictions).max()))
+    np.testing.assert_allclose(sampled.predictions, every.predictions, atol=1e-5 * scale)
+    assert sampled.parameters["accuracy_check"] == "sample"
+
+
+def test_the_sampled_check_misses_an_error_outside_the_sample_and_all_catches_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = fitted("lightgbm-regression")
+    original = native_margins
+
+    def off_in_row_1(family: Any, booster: Any, data: FloatArray) -> FloatArray:
+        margins = original(family, booster, data).copy()
+        if len(data) == len(EXPLAIN):
+            margins[1] += 0.5  # row 1 is not among the sampled rows 0 and 24
+        return margins
+
+    monkeypatch.setattr(tree_module, "native_margins", off_in_row_1)
+    sampled = TreeSHAP(model, accuracy_check_rows=2).explain(EXPLAIN)
+    assert sampled.extras["local_accuracy"]["rows_checked"] == 2
+    with pytest.raises(LocalAccuracyError, match="violates local accuracy"):
+        TreeSHAP(model, accuracy_check="all").explain(EXPLAIN)
+
+
+@pytest.mark.parametrize(
+    ("name", "against"),
+    [
+        ("xgboost-binary", "xgboost output_margin"),
+        ("lightgbm-multiclass", "lightgbm raw_score"),
+        ("forest-multiclass", "scikit-learn Tree.predict"),
+        ("decision-tree-binary", "scikit-learn Tree.predict"),
+        ("gradient-boosting-regression", "GradientBoostingRegressor prediction"),
+    ],
+)
+def test_the_report_names_what_local_accuracy_was_checked_against(name: str, against: str) -> None:
+    report = TreeSHAP(fitted(name)).explain(EXPLAIN).extras["local_accuracy"]
+    assert report["against"] == against
+    assert 0.0 <= report["max_abs_error"] <= 1e-5
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "forest-regression",
+        "forest-binary",
+        "forest-multiclass",
+        "extra-trees-regression",
+        "decision-tree-binary",
+    ],
+)
+def test_forest_output_from_the_trees_equals_scikit_learns_prediction(name: str) -> None:
+    model = fitted(name)
+    ours = forest_raw_output(model, X)
+    assert ours is not None
+    expected = (
+        model.predict_proba(X) if hasattr(model, "predict_proba") else model.predict(X)[:, None]
+    )
+    np.testing.assert_array_equal(ours, expected)
+
+
+def test_forest_output_covers_only_plain_single_output_forests() -> None:
+    class CustomForest(RandomForestRegressor):  # type: ignore[misc]
+        pass
+
+    assert forest_raw_output(fitted("gradient-boosting-regression"), X) is None
+    assert forest_raw_output(CustomForest(n_estimators=2).fit(X, Y), X) is None
+    two_outputs = RandomForestRegressor(n_estimators=2).fit(X, np.c_[Y, Y])
+    assert forest_raw_output(two_outputs, X) is None
+
+
 # ---------------------------------------------------------------------- native checks
 
 
@@ -239,7 +330,7 @@ def _skewed_native(monkeypatch: pytest.MonkeyPatch) -> None:
         shifted = result.values.copy()
         shifted[:, 0, :] += 0.01
         shifted[:, 1, :] -= 0.01  # keeps local accuracy, so only the agreement check can tell
-        return NativeResult(shifted, result.base_values, result.predictions)
+        return NativeResult(shifted, result.base_values)
 
     monkeypatch.setattr(tree_module, "native_contributions", skewed)
 
@@ -370,6 +461,10 @@ def test_parameters_are_validated_with_sklearn_messages() -> None:
     )
     with pytest.raises(InvalidError, match="'feature_perturbation' parameter of TreeSHAP"):
         TreeSHAP(model, feature_perturbation="auto")
+    with pytest.raises(InvalidError, match="'accuracy_check' parameter of TreeSHAP must be"):
+        TreeSHAP(model, accuracy_check="off")
+    with pytest.raises(InvalidError, match="'accuracy_check_rows' parameter of TreeSHAP"):
+        TreeSHAP(model, accuracy_check_rows=0)
     with pytest.raises(InvalidError, match="'output' parameter of tree_shap"):
         tree_shap(model, EXPLAIN, output="probability")
 

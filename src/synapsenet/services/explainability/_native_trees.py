@@ -3,8 +3,9 @@
 Both libraries implement path-dependent TreeSHAP in C++ (shap's TreeExplainer calls them
 for these models too). Their outputs carry the bias in an extra last column and put the
 outputs first; this module turns them into our ``(n, M, K)`` values and ``(n, K)`` bases,
-and reads the raw margins from the same call setup, so values and predictions use the same
-trees (the best iteration for early-stopped XGBoost models, as shap does).
+and reads the raw margins (for the local-accuracy check) with the same call setup, so values
+and predictions use the same trees (the best iteration for early-stopped XGBoost models, as
+shap does).
 """
 
 from __future__ import annotations
@@ -25,13 +26,12 @@ class NativeResult:
 
     Attributes:
         values: ``(n, M, K)`` contributions, or ``(n, M, M, K)`` interaction values.
-        base_values: ``(n, K)`` bias column.
-        predictions: ``(n, K)`` raw margins from the same trees.
+        base_values: ``(n, K)`` bias column; bias plus the row's values is, by construction,
+            the margin the native code attributed.
     """
 
     values: FloatArray
     base_values: FloatArray
-    predictions: FloatArray
 
 
 def _xgboost_booster(model: Any) -> Any:
@@ -69,7 +69,12 @@ def _as_margins(raw: Any, n_rows: int) -> FloatArray:
 
 
 def native_contributions(family: NativeFamily, model: Any, instances: FloatArray) -> NativeResult:
-    """Path-dependent TreeSHAP values and raw margins from the model's own library.
+    """Path-dependent TreeSHAP values from the model's own library.
+
+    The bias column of the native output is the base value, and each row's contributions
+    plus its bias are, by construction of the native code, the row's raw margin. The margins
+    are therefore not predicted again here: :func:`native_margins` gives the model's own
+    output for the rows a caller checks local accuracy on.
 
     Args:
         family: ``"xgboost"`` or ``"lightgbm"``.
@@ -77,29 +82,26 @@ def native_contributions(family: NativeFamily, model: Any, instances: FloatArray
         instances: ``(n, M)`` float64 instances.
 
     Returns:
-        Values ``(n, M, K)``, bases and margins ``(n, K)``, all float64.
+        Values ``(n, M, K)`` and bases ``(n, K)``, float64.
     """
     n_rows = instances.shape[0]
     if family == "xgboost":
         booster = _xgboost_booster(model)
-        matrix = _xgboost_dmatrix(model, instances)
-        iterations = _xgboost_iterations(booster)
         contributions = booster.predict(
-            matrix, pred_contribs=True, iteration_range=iterations, validate_features=False
-        )
-        margins = booster.predict(
-            matrix, output_margin=True, iteration_range=iterations, validate_features=False
+            _xgboost_dmatrix(model, instances),
+            pred_contribs=True,
+            iteration_range=_xgboost_iterations(booster),
+            validate_features=False,
         )
         values, bases = _bias_last(np.asarray(contributions, dtype=np.float64), n_rows)
-        return NativeResult(values, bases, _as_margins(margins, n_rows))
+        return NativeResult(values, bases)
     booster = model.booster_ if hasattr(model, "booster_") else model
     # num_iteration=-1 uses every tree, as shap does; None would pick the best iteration.
     flat = np.asarray(booster.predict(instances, pred_contrib=True, num_iteration=-1))
     n_features = instances.shape[1]
     stacked = flat.reshape(n_rows, flat.shape[1] // (n_features + 1), n_features + 1)
     values, bases = _bias_last(stacked.astype(np.float64), n_rows)
-    margins = booster.predict(instances, raw_score=True, num_iteration=-1)
-    return NativeResult(values, bases, _as_margins(margins, n_rows))
+    return NativeResult(values, bases)
 
 
 def native_interactions(model: Any, instances: FloatArray) -> NativeResult:
@@ -110,9 +112,8 @@ def native_interactions(model: Any, instances: FloatArray) -> NativeResult:
         instances: ``(n, M)`` float64 instances.
 
     Returns:
-        Interaction values ``(n, M, M, K)``, bases and margins ``(n, K)``.
+        Interaction values ``(n, M, M, K)`` and bases ``(n, K)``.
     """
-    n_rows = instances.shape[0]
     booster = _xgboost_booster(model)
     matrix = _xgboost_dmatrix(model, instances)
     iterations = _xgboost_iterations(booster)
@@ -122,15 +123,12 @@ def native_interactions(model: Any, instances: FloatArray) -> NativeResult:
         ),
         dtype=np.float64,
     )
-    margins = booster.predict(
-        matrix, output_margin=True, iteration_range=iterations, validate_features=False
-    )
     if raw.ndim == 3:
         raw = raw[:, None, :, :]
     # (n, K, M+1, M+1) -> (n, M, M, K); the bias sits in the last row and column.
     values = np.ascontiguousarray(np.moveaxis(raw[:, :, :-1, :-1], 1, 3))
     bases = np.ascontiguousarray(raw[:, :, -1, -1])
-    return NativeResult(values, bases, _as_margins(margins, n_rows))
+    return NativeResult(values, bases)
 
 
 def native_margins(family: NativeFamily, model: Any, instances: FloatArray) -> FloatArray:

@@ -18,10 +18,15 @@ from synapsenet.services.explainability import plots
 from synapsenet.services.explainability.models import AggregationMethod
 from synapsenet.services.explainability.schemas import (
     BatchRequest,
+    CacheInvalidationPublic,
     ExplainRequest,
     ExplanationPublic,
     GlobalImportancePublic,
+    ImageExplainRequest,
+    ImageExplanationPublic,
     JobPublic,
+    TextExplainRequest,
+    TextExplanationPublic,
 )
 
 if TYPE_CHECKING:
@@ -60,6 +65,35 @@ def explain(body: ExplainRequest, service: ServiceDep) -> ExplanationPublic:
         parameters=body.parameters,
     )
     return ExplanationPublic.of(explanation, model=body.model, version=body.version, cached=cached)
+
+
+@router.post("/text")
+def explain_text(body: TextExplainRequest, service: ServiceDep) -> TextExplanationPublic:
+    """Explain one text with LIME (a text model; cached like every explanation)."""
+    explanation, cached = service.explain_text(
+        body.model, body.version, body.text, parameters=body.parameters
+    )
+    return TextExplanationPublic.of(
+        explanation, body.text, model=body.model, version=body.version, cached=cached
+    )
+
+
+@router.post("/image")
+def explain_image(body: ImageExplainRequest, service: ServiceDep) -> ImageExplanationPublic:
+    """Explain one image with LIME (an image model; cached like every explanation)."""
+    explanation, cached = service.explain_image(
+        body.model, body.version, body.image, parameters=body.parameters
+    )
+    return ImageExplanationPublic.of(
+        explanation, model=body.model, version=body.version, cached=cached
+    )
+
+
+@router.delete("/cache/{model}/{version}")
+def invalidate_cache(model: str, version: str, service: ServiceDep) -> CacheInvalidationPublic:
+    """Retire every cached explanation of a model version (503 if the cache is down)."""
+    generation = service.invalidate(model, version)
+    return CacheInvalidationPublic(model=model, version=version, generation=generation)
 
 
 @router.post("/jobs", status_code=http_status.HTTP_202_ACCEPTED)

@@ -15,9 +15,12 @@ from urllib.parse import quote
 
 from synapsenet.core.client import ServiceClient
 from synapsenet.services.explainability.schemas import (
+    CacheInvalidationPublic,
     ExplanationPublic,
     GlobalImportancePublic,
+    ImageExplanationPublic,
     JobPublic,
+    TextExplanationPublic,
 )
 
 API_PREFIX = "/v1/explanations"
@@ -57,6 +60,50 @@ class ExplainabilityClient(ServiceClient):
             "parameters": dict(parameters or {}),
         }
         return ExplanationPublic.model_validate(self.post_json(API_PREFIX, body))
+
+    def explain_text(
+        self,
+        model: str,
+        version: str,
+        text: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> TextExplanationPublic:
+        """LIME weights of the words of one text (a text model)."""
+        body = {
+            "model": model,
+            "version": version,
+            "text": text,
+            "parameters": dict(parameters or {}),
+        }
+        return TextExplanationPublic.model_validate(self.post_json(f"{API_PREFIX}/text", body))
+
+    def explain_image(
+        self,
+        model: str,
+        version: str,
+        image: Any,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> ImageExplanationPublic:
+        """LIME weights of the superpixels of one image.
+
+        ``image`` is ``(H, W)`` or ``(H, W, C)`` numbers: nested lists, or anything with
+        ``tolist()`` such as a numpy array.
+        """
+        pixels = image.tolist() if hasattr(image, "tolist") else image
+        body = {
+            "model": model,
+            "version": version,
+            "image": pixels,
+            "parameters": dict(parameters or {}),
+        }
+        return ImageExplanationPublic.model_validate(self.post_json(f"{API_PREFIX}/image", body))
+
+    def invalidate_cache(self, model: str, version: str) -> CacheInvalidationPublic:
+        """Retire every cached explanation of a model version (operator key)."""
+        path = f"{API_PREFIX}/cache/{quote(model, safe='')}/{quote(version, safe='')}"
+        return CacheInvalidationPublic.model_validate(self.delete(path))
 
     def submit_job(
         self,

@@ -6,7 +6,9 @@ explanation needs (feature names and types, output names, background rows) and a
 hash that changes whenever the artifact does. The registry service implements the protocol
 for real deployments; here are the defaults:
 
-- :class:`InMemoryModelLoader`: models registered from Python (tests, demos, notebooks);
+- :class:`InMemoryModelLoader`: models registered from Python (tests, demos, notebooks),
+  including text and image models, which are prediction functions (a list of strings, or a
+  batch of images, in; probabilities or values out) and have no file format here;
 - :class:`FileModelLoader`: ``<root>/<name>/<version>/`` directories holding a native
   XGBoost (``model.json``) or LightGBM (``model.txt``) model and a ``meta.json``. Nothing is
   unpickled: background rows are read with ``numpy.load(allow_pickle=False)``.
@@ -19,7 +21,7 @@ import re
 import threading
 import uuid
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -35,11 +37,24 @@ __all__ = [
     "FeatureType",
     "FileModelLoader",
     "InMemoryModelLoader",
+    "InputKind",
     "LoadedModel",
     "ModelLoader",
 ]
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class InputKind(StrEnum):
+    """What a model takes: rows of features, raw strings, or images."""
+
+    TABULAR = "tabular"
+    TEXT = "text"
+    IMAGE = "image"
+
+
+MODES: tuple[str, ...] = ("classification", "regression")
+"""What a text or image model returns: class probabilities, or values."""
 
 
 class FeatureType(StrEnum):
@@ -62,6 +77,10 @@ class LoadedModel:
         output_names: Names of the outputs (class labels), None to take them from the model.
         background: Reference rows ``(n, M)`` for interventional SHAP and LIME, or None.
         content_hash: Changes whenever the model or its metadata does; part of cache keys.
+        input_kind: Rows of features (the default), text or images.
+        mode: For text and image models, ``"classification"`` (the model returns class
+            probabilities) or ``"regression"``; None for tabular models, whose output kind
+            is read from the model itself.
     """
 
     name: str
@@ -72,6 +91,8 @@ class LoadedModel:
     output_names: tuple[str, ...] | None
     background: FloatArray | None
     content_hash: str
+    input_kind: InputKind = InputKind.TABULAR
+    mode: str | None = None
 
     @property
     def n_features(self) -> int:
@@ -185,6 +206,101 @@ class InMemoryModelLoader:
             output_names=None if output_names is None else tuple(map(str, output_names)),
             background=_background(background, len(names), source),
             content_hash=blake3.blake3(f"{name}\0{version}\0{uuid.uuid4()}".encode()).hexdigest(),
+        )
+        with self._lock:
+            self._models[(name, version)] = loaded
+        return loaded
+
+    def register_text(
+        self,
+        name: str,
+        version: str,
+        predict_fn: Callable[[list[str]], object],
+        *,
+        mode: str = "classification",
+        output_names: Sequence[str] | None = None,
+    ) -> LoadedModel:
+        """Make a text model loadable: a function from a list of strings to its outputs.
+
+        Args:
+            name: The model's name.
+            version: Its version.
+            predict_fn: Takes ``list[str]``; returns ``(n, n_classes)`` probabilities
+                (``mode="classification"``) or ``(n,)`` / ``(n, K)`` values.
+            mode: ``"classification"`` or ``"regression"``.
+            output_names: Names of the outputs (class labels).
+
+        Returns:
+            The model as the service will load it.
+
+        Raises:
+            InvalidError: On a bad name, a non-callable or an unknown mode.
+        """
+        return self._register_function(
+            name, version, predict_fn, InputKind.TEXT, mode, output_names
+        )
+
+    def register_image(
+        self,
+        name: str,
+        version: str,
+        predict_fn: Callable[[FloatArray], object],
+        *,
+        mode: str = "classification",
+        output_names: Sequence[str] | None = None,
+    ) -> LoadedModel:
+        """Make an image model loadable: a function from a batch of images to its outputs.
+
+        Args:
+            name: The model's name.
+            version: Its version.
+            predict_fn: Takes ``(n, H, W)`` or ``(n, H, W, C)`` float images; returns
+                ``(n, n_classes)`` probabilities (``mode="classification"``) or values.
+            mode: ``"classification"`` or ``"regression"``.
+            output_names: Names of the outputs (class labels).
+
+        Returns:
+            The model as the service will load it.
+
+        Raises:
+            InvalidError: On a bad name, a non-callable or an unknown mode.
+        """
+        return self._register_function(
+            name, version, predict_fn, InputKind.IMAGE, mode, output_names
+        )
+
+    def _register_function(
+        self,
+        name: str,
+        version: str,
+        predict_fn: object,
+        kind: InputKind,
+        mode: str,
+        output_names: Sequence[str] | None,
+    ) -> LoadedModel:
+        if not callable(predict_fn):
+            raise InvalidError(
+                f"A {kind.value} model must be a callable prediction function. "
+                f"Got {type(predict_fn).__name__} instead.",
+                field="model",
+            )
+        if mode not in MODES:
+            raise InvalidError(
+                f"The 'mode' of {kind.value} models must be one of 'classification', "
+                f"'regression'. Got {mode!r} instead.",
+                field="mode",
+            )
+        loaded = LoadedModel(
+            name=_check_name(name, "name"),
+            version=_check_name(version, "version"),
+            model=predict_fn,
+            feature_names=(),
+            feature_types=(),
+            output_names=None if output_names is None else tuple(map(str, output_names)),
+            background=None,
+            content_hash=blake3.blake3(f"{name}\0{version}\0{uuid.uuid4()}".encode()).hexdigest(),
+            input_kind=kind,
+            mode=mode,
         )
         with self._lock:
             self._models[(name, version)] = loaded

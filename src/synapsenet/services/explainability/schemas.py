@@ -6,6 +6,7 @@ import math
 from datetime import datetime
 from typing import Any, Final, Literal
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from synapsenet.core.jobs import Job, JobStatus
@@ -18,6 +19,9 @@ from synapsenet.services.explainability.models import (
 
 MAX_SYNC_ROWS: Final = 1000
 """Most rows of one synchronous explanation; more go to a batch job."""
+
+MAX_TEXT_CHARS: Final = 100_000
+"""Longest text explained in one request."""
 
 MAX_BATCH_ROWS: Final = 100_000
 """Most inline rows of one batch job; more belong in a dataset version."""
@@ -39,6 +43,31 @@ class ExplainRequest(_Body):
     method: Literal["shap", "lime"] = "shap"
     algorithm: Literal["auto", "tree", "exact", "kernel"] = "auto"
     parameters: dict[str, Any] = Field(default_factory=dict)
+
+
+class TextExplainRequest(_Body):
+    """Explain one text with LIME: which words drive a text model's outputs."""
+
+    model: str = Field(min_length=1, description="A text model's name.")
+    version: str = Field(min_length=1, description="The model version.")
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS)
+    parameters: dict[str, Any] = Field(
+        default_factory=dict, description="LimeText parameters (n_samples, seed, bow, ...)."
+    )
+
+
+class ImageExplainRequest(_Body):
+    """Explain one image with LIME: which superpixels drive an image model's outputs."""
+
+    model: str = Field(min_length=1, description="An image model's name.")
+    version: str = Field(min_length=1, description="The model version.")
+    image: list[list[float]] | list[list[list[float]]] = Field(
+        min_length=1, description="Pixels as (H, W) or (H, W, C) nested lists of numbers."
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        description="LimeImage parameters (segmentation, n_samples, seed, hide_color, ...).",
+    )
 
 
 class BatchRequest(_Body):
@@ -109,6 +138,95 @@ class ExplanationPublic(BaseModel):
             runtime_seconds=explanation.runtime_seconds,
             cached=cached,
         )
+
+
+class _LimePublic(BaseModel):
+    """What text and image explanations share: weights per feature and output, the fit."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str
+    version: str
+    type: ExplanationType
+    output_names: list[str]
+    weights: list[list[float | None]] = Field(
+        description="weights[j][k]: the surrogate's weight of feature j for output k."
+    )
+    intercept: list[float | None]
+    score: list[float | None] = Field(description="Weighted R2 of the surrogate, per output.")
+    prediction: list[float | None] = Field(description="The model's output, per output.")
+    local_prediction: list[float | None]
+    parameters: dict[str, Any]
+    seed: int | None
+    runtime_seconds: float
+    cached: bool = False
+
+    @staticmethod
+    def _fields(
+        explanation: Explanation, *, model: str, version: str, cached: bool
+    ) -> dict[str, Any]:
+        extras = explanation.extras
+        return {
+            "model": model,
+            "version": version,
+            "type": explanation.type,
+            "output_names": list(explanation.output_names),
+            "weights": _finite(explanation.values[0].tolist()),
+            "intercept": _finite(explanation.base_values[0].tolist()),
+            "score": _finite(np.asarray(extras["score"])[0].tolist()),
+            "prediction": _finite(explanation.predictions[0].tolist()),
+            "local_prediction": _finite(np.asarray(extras["local_prediction"])[0].tolist()),
+            "parameters": _json_safe(explanation.parameters),
+            "seed": explanation.seed,
+            "runtime_seconds": explanation.runtime_seconds,
+            "cached": cached,
+        }
+
+
+class TextExplanationPublic(_LimePublic):
+    """A text's LIME explanation: ``weights[j]`` belongs to ``words[j]``."""
+
+    text: str
+    words: list[str]
+    positions: list[list[int]] = Field(description="Character offsets of each word's uses.")
+
+    @classmethod
+    def of(
+        cls, explanation: Explanation, text: str, *, model: str, version: str, cached: bool
+    ) -> TextExplanationPublic:
+        """The JSON form of a ``lime_text`` explanation of ``text``."""
+        return cls(
+            **cls._fields(explanation, model=model, version=version, cached=cached),
+            text=text,
+            words=list(explanation.feature_names),
+            positions=[list(map(int, p)) for p in explanation.extras["positions"]],
+        )
+
+
+class ImageExplanationPublic(_LimePublic):
+    """An image's LIME explanation: ``weights[j]`` belongs to superpixel ``j``."""
+
+    segments: list[list[int]] = Field(description="(H, W) superpixel label of every pixel.")
+
+    @classmethod
+    def of(
+        cls, explanation: Explanation, *, model: str, version: str, cached: bool
+    ) -> ImageExplanationPublic:
+        """The JSON form of a ``lime_image`` explanation."""
+        return cls(
+            **cls._fields(explanation, model=model, version=version, cached=cached),
+            segments=np.asarray(explanation.extras["segments"]).tolist(),
+        )
+
+
+class CacheInvalidationPublic(BaseModel):
+    """A model version whose cached explanations were retired."""
+
+    model_config = ConfigDict(protected_namespaces=())
+
+    model: str
+    version: str
+    generation: int = Field(description="The version's cache generation after the change.")
 
 
 def _json_safe(value: Any) -> Any:

@@ -13,10 +13,10 @@ from __future__ import annotations
 import io
 import threading
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Literal, Protocol
+from typing import Any, Final, Protocol
 from weakref import WeakKeyDictionary
 
 import numpy as np
@@ -28,6 +28,21 @@ from synapsenet.core.jobs import Job, JobStatus, ProgressReporter
 from synapsenet.core.outbox import record_event
 from synapsenet.core.platform import Platform
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
+from synapsenet.services.explainability._lime_media import (
+    check_image,
+    check_text,
+    explain_image,
+    explain_text,
+    require_input_kind,
+)
+from synapsenet.services.explainability._tabular_requests import (
+    Method,
+    TreeExplainerPool,
+    as_matrix,
+    concatenate,
+    explain_tabular,
+    model_columns,
+)
 from synapsenet.services.explainability.aggregation import FeatureImportanceAggregator
 from synapsenet.services.explainability.api import router
 from synapsenet.services.explainability.cache import (
@@ -37,7 +52,12 @@ from synapsenet.services.explainability.cache import (
     decode_explanation,
     encode_explanation,
 )
-from synapsenet.services.explainability.loader import FileModelLoader, LoadedModel, ModelLoader
+from synapsenet.services.explainability.loader import (
+    FileModelLoader,
+    InputKind,
+    LoadedModel,
+    ModelLoader,
+)
 from synapsenet.services.explainability.models import (
     AggregationMethod,
     Explanation,
@@ -45,26 +65,9 @@ from synapsenet.services.explainability.models import (
     GlobalImportance,
 )
 
-Method = Literal["shap", "lime"]
-
 BATCH_JOB_KIND: Final = "explainability.batch"
 COMPLETED_EVENT: Final = "explainability.explanation.completed"
 EVENT_SOURCE: Final = "/explainability"
-
-SHAP_PARAMETERS: Final = frozenset(
-    {
-        "link",
-        "n_samples",
-        "max_exact_features",
-        "background_size",
-        "seed",
-        "tol",
-        "output",
-        "feature_perturbation",
-        "native_check",
-    }
-)
-"""The SHAPExplainer parameters a request may set (the model and background are the service's)."""
 
 
 class TableSource(Protocol):
@@ -83,90 +86,6 @@ def result_key(job_id: str) -> str:
 def inputs_key(job_id: str) -> str:
     """Object-store key of a batch job's explained rows (``.npy``, no pickle)."""
     return f"explanations/{job_id}.inputs.npy"
-
-
-def as_matrix(instances: object, feature_names: tuple[str, ...]) -> FloatArray:
-    """Rows (lists or records keyed by feature name) as a float ``(n, M)`` matrix.
-
-    Records are matched to the model's features by name, so their key order does not
-    matter; ``None`` becomes NaN (missing).
-
-    Raises:
-        InvalidError: Naming ``instances``, on no rows, a wrong feature count, missing or
-            unknown record keys, or non-numeric values.
-    """
-    n_features = len(feature_names)
-    if isinstance(instances, pa.Table):
-        instances = instances.to_pylist()
-    if isinstance(instances, np.ndarray):
-        rows: list[Any] = list(np.atleast_2d(instances))
-    elif isinstance(instances, list | tuple):
-        rows = list(instances)
-    else:
-        raise InvalidError(
-            f"instances must be a list of rows or records. Got {type(instances).__name__}.",
-            field="instances",
-        )
-    if not rows:
-        raise InvalidError("instances must hold at least one row", field="instances")
-    wanted = set(feature_names)
-    matrix = np.empty((len(rows), n_features), dtype=np.float64)
-    for i, row in enumerate(rows):
-        if isinstance(row, Mapping):
-            missing = [name for name in feature_names if name not in row]
-            unknown = sorted(set(map(str, row)) - wanted)
-            if missing or unknown:
-                raise InvalidError(
-                    f"instances[{i}] must have exactly the model's features; "
-                    f"missing {missing}, unknown {unknown}",
-                    field="instances",
-                )
-            values = [row[name] for name in feature_names]
-        else:
-            values = list(row)
-        if len(values) != n_features:
-            raise InvalidError(
-                f"instances[{i}] has {len(values)} values; the model takes {n_features} "
-                f"features ({', '.join(feature_names)})",
-                field="instances",
-            )
-        try:
-            matrix[i] = [np.nan if v is None else float(v) for v in values]
-        except (TypeError, ValueError):
-            raise InvalidError(
-                f"instances[{i}] holds a value that is not a number", field="instances"
-            ) from None
-    return matrix
-
-
-def _model_columns(table: pa.Table, feature_names: tuple[str, ...]) -> pa.Table:
-    """The model's columns of a dataset table (extra columns, e.g. labels, are dropped)."""
-    if set(feature_names) <= set(table.column_names):
-        return table.select(list(feature_names))
-    return table
-
-
-def _concatenate(parts: list[Explanation]) -> Explanation:
-    """One explanation of all the rows of several chunk explanations."""
-    if len(parts) == 1:
-        return parts[0]
-    first = parts[0]
-    errors = [p.local_accuracy_error for p in parts if p.local_accuracy_error is not None]
-    standard_errors = (
-        np.concatenate([p.standard_errors for p in parts if p.standard_errors is not None])
-        if all(p.standard_errors is not None for p in parts)
-        else None
-    )
-    return replace(
-        first,
-        values=np.concatenate([p.values for p in parts]),
-        base_values=np.concatenate([p.base_values for p in parts]),
-        predictions=np.concatenate([p.predictions for p in parts]),
-        standard_errors=standard_errors,
-        runtime_seconds=sum(p.runtime_seconds for p in parts),
-        local_accuracy_error=max(errors) if errors else None,
-        extras={"chunks": [p.extras for p in parts]},
-    )
 
 
 @dataclass(frozen=True)
@@ -255,6 +174,7 @@ class ExplanationService:
         self.max_rows = max_rows
         self.chunk_rows = chunk_rows
         self.aggregator = aggregator or FeatureImportanceAggregator(n_bootstrap=200, seed=0)
+        self._tree_explainers = TreeExplainerPool()
         self._duration = shared.duration
         self._requests = shared.requests
 
@@ -286,54 +206,15 @@ class ExplanationService:
         parameters: Mapping[str, Any],
     ) -> Explanation:
         started = time.perf_counter()
-        if method == "shap":
-            unknown = sorted(set(parameters) - SHAP_PARAMETERS)
-            if unknown:
-                raise InvalidError(
-                    f"SHAP does not take the parameter(s) {', '.join(unknown)}; it takes "
-                    f"{', '.join(sorted(SHAP_PARAMETERS))}",
-                    field=f"parameters.{unknown[0]}",
-                )
-            # Imported here: the explainer stack (shap, numba) loads on the first explanation,
-            # not when the API server starts.
-            from synapsenet.services.explainability.shap_explainer import SHAPExplainer
+        explanation = explain_tabular(
+            loaded, matrix, method, algorithm, parameters, self._tree_explainers
+        )
+        self._duration.labels(explanation.type.value).observe(time.perf_counter() - started)
+        return explanation
 
-            shap = SHAPExplainer(
-                loaded.model,
-                background=loaded.background,
-                algorithm=algorithm,
-                feature_names=loaded.feature_names,
-                **parameters,
-            )
-            explanation = shap.explain(matrix)
-        elif method == "lime":
-            if loaded.background is None:
-                raise InvalidError(
-                    f"LIME samples around training statistics, and model {loaded.name} "
-                    f"version {loaded.version} has no background rows in its metadata",
-                    field="method",
-                )
-            from synapsenet.services.explainability.adapters import adapt
-            from synapsenet.services.explainability.lime_explainer import LIMEExplainer
-
-            function = adapt(loaded.model, example=loaded.background)
-            options = {"seed": 0, **parameters}
-            lime = LIMEExplainer(
-                loaded.background,
-                kind="tabular",
-                mode=function.kind,
-                feature_names=loaded.feature_names,
-                categorical_features=loaded.categorical_features,
-                **options,
-            )
-            explanation = lime.explain(function.predict, matrix[0] if len(matrix) == 1 else matrix)
-        else:
-            raise InvalidError(
-                f"The 'method' of an explanation must be 'shap' or 'lime'. Got {method!r}.",
-                field="method",
-            )
-        if loaded.output_names is not None and len(loaded.output_names) == explanation.n_outputs:
-            explanation = replace(explanation, output_names=loaded.output_names)
+    def _timed(self, compute: Callable[[], Explanation]) -> Explanation:
+        started = time.perf_counter()
+        explanation = compute()
         self._duration.labels(explanation.type.value).observe(time.perf_counter() - started)
         return explanation
 
@@ -366,6 +247,7 @@ class ExplanationService:
         """
         started = time.perf_counter()
         loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.TABULAR)
         matrix = as_matrix(instances, loaded.feature_names)
         if len(matrix) > self.max_rows:
             raise InvalidError(
@@ -374,16 +256,115 @@ class ExplanationService:
                 field="instances",
             )
         params = dict(parameters or {})
-        key = self.cache.key(
-            model,
-            version,
+        return self._answer(
+            loaded,
+            method,
             f"{method}:{algorithm}",
-            {"model_hash": loaded.content_hash, **params},
+            params,
             matrix,
+            lambda: self._compute(loaded, matrix, method, algorithm, params),
+            started,
         )
-        explanation, cached = self.cache.get_or_compute(
-            key, lambda: self._compute(loaded, matrix, method, algorithm, params)
+
+    def explain_text(
+        self,
+        model: str,
+        version: str,
+        text: str,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> tuple[Explanation, bool]:
+        """LIME weights of the words of one text, from the cache when asked before.
+
+        Args:
+            model: A text model's name (see ``InMemoryModelLoader.register_text``).
+            version: Its version.
+            text: The text to explain.
+            parameters: :class:`~.lime_text.LimeText` parameters (seed 0 unless given).
+
+        Returns:
+            A ``lime_text`` explanation (``feature_names`` are the words,
+            ``extras["positions"]`` their character offsets), and whether the cache answered.
+
+        Raises:
+            NotFoundError: Unknown model or version.
+            InvalidError: A model that does not take text, an empty or too long text, or a
+                bad parameter (naming the field).
+        """
+        started = time.perf_counter()
+        loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.TEXT)
+        checked = check_text(text)
+        params = dict(parameters or {})
+        return self._answer(
+            loaded,
+            "lime",
+            "lime:text",
+            params,
+            checked,
+            lambda: self._timed(lambda: explain_text(loaded, checked, params)),
+            started,
         )
+
+    def explain_image(
+        self,
+        model: str,
+        version: str,
+        image: object,
+        *,
+        parameters: Mapping[str, Any] | None = None,
+    ) -> tuple[Explanation, bool]:
+        """LIME weights of the superpixels of one image, from the cache when asked before.
+
+        Args:
+            model: An image model's name (see ``InMemoryModelLoader.register_image``).
+            version: Its version.
+            image: ``(H, W)`` or ``(H, W, C)`` numbers (nested lists or an array).
+            parameters: :class:`~.lime_image.LimeImage` parameters (seed 0 unless given).
+
+        Returns:
+            A ``lime_image`` explanation (``extras["segments"]`` is the ``(H, W)`` segment
+            map), and whether the cache answered.
+
+        Raises:
+            NotFoundError: Unknown model or version.
+            InvalidError: A model that does not take images, a malformed or too large
+                image, or a bad parameter (naming the field).
+        """
+        started = time.perf_counter()
+        loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.IMAGE)
+        array = check_image(image)
+        params = dict(parameters or {})
+        return self._answer(
+            loaded,
+            "lime",
+            "lime:image",
+            params,
+            array,
+            lambda: self._timed(lambda: explain_image(loaded, array, params)),
+            started,
+        )
+
+    def _answer(
+        self,
+        loaded: LoadedModel,
+        method: str,
+        explainer: str,
+        params: dict[str, Any],
+        inputs: object,
+        compute: Callable[[], Explanation],
+        started: float,
+    ) -> tuple[Explanation, bool]:
+        """The cached or computed explanation, counted and recorded as an event."""
+        key = self.cache.key(
+            loaded.name,
+            loaded.version,
+            explainer,
+            {"model_hash": loaded.content_hash, **params},
+            inputs,
+        )
+        explanation, cached = self.cache.get_or_compute(key, compute)
         elapsed = time.perf_counter() - started
         self._requests.labels(method, str(cached).lower()).inc()
         with self.platform.db.transaction() as session:
@@ -392,10 +373,10 @@ class ExplanationService:
                 Event(
                     type=COMPLETED_EVENT,
                     source=EVENT_SOURCE,
-                    subject=f"{model}:{version}",
+                    subject=f"{loaded.name}:{loaded.version}",
                     data={
-                        "model": model,
-                        "version": version,
+                        "model": loaded.name,
+                        "version": loaded.version,
                         "method": method,
                         "type": explanation.type.value,
                         "n_instances": explanation.n_instances,
@@ -407,6 +388,27 @@ class ExplanationService:
                 ),
             )
         return explanation, cached
+
+    def invalidate(self, model: str, version: str) -> int:
+        """Retire every cached explanation of a model version (in every process sharing it).
+
+        The cache keys already change when a version's artifact does (its content hash is
+        part of them); this is for a version whose explanations are stale for another
+        reason, e.g. a model loader that now serves different background rows.
+
+        Args:
+            model: The model's name.
+            version: Its version.
+
+        Returns:
+            The version's new cache generation.
+
+        Raises:
+            InvalidError: On an empty name or version.
+            UnavailableError: If the cache's store cannot be reached: an invalidation that
+                did not happen must not look as if it had.
+        """
+        return self.cache.invalidate(model, version)
 
     # ------------------------------------------------------------------ batch jobs
 
@@ -439,6 +441,7 @@ class ExplanationService:
         if (instances is None) == (dataset_ref is None):
             raise InvalidError("give exactly one of instances and dataset_ref", field="dataset_ref")
         loaded = self.loader.load(model, version)
+        require_input_kind(loaded, InputKind.TABULAR)
         matrix = None if instances is None else as_matrix(instances, loaded.feature_names)
         params = dict(parameters or {})
         job_parameters: dict[str, Any] = {
@@ -461,7 +464,7 @@ class ExplanationService:
                 assert dataset_ref is not None
                 report(0.0, f"loading {dataset_ref}")
                 table = self.datasets.load_table(dataset_ref, path=dataset_path)
-                rows = as_matrix(_model_columns(table, loaded.feature_names), loaded.feature_names)
+                rows = as_matrix(model_columns(table, loaded.feature_names), loaded.feature_names)
             return self._run_batch(job_id[0], loaded, rows, method, algorithm, params, report)
 
         job = self.platform.jobs.submit(BATCH_JOB_KIND, job_parameters, work)
@@ -486,7 +489,7 @@ class ExplanationService:
             parts.append(self._compute(loaded, chunk, method, algorithm, parameters))
             done = min(start + self.chunk_rows, n_rows)
             report(0.95 * done / n_rows, f"explained {done} of {n_rows} rows")
-        explanation = _concatenate(parts)
+        explanation = concatenate(parts)
         store = self.platform.store
         store.put(result_key(job_id), encode_explanation(explanation))
         buffer = io.BytesIO()

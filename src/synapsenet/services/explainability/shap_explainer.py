@@ -68,7 +68,7 @@ from .exact import EXACT_AUTO_MAX_FEATURES, EXACT_MAX_FEATURES, exact_shapley
 from .interactions import exact_interactions, sampled_interactions
 from .kernel_shap import KernelSHAP
 from .models import Explanation, ExplanationType, FloatArray
-from .tree import NATIVE_CHECKS, TreeSHAP, is_tree_model, require_tree_model
+from .tree import ACCURACY_CHECKS, NATIVE_CHECKS, TreeSHAP, is_tree_model, require_tree_model
 
 ALGORITHMS: tuple[str, ...] = ("auto", "tree", "exact", "kernel")
 LINKS: tuple[str, ...] = ("auto", "identity", "logit")
@@ -115,6 +115,9 @@ class SHAPExplainer:
             ``"interventional"``; ``"auto"`` uses interventional when a background is given.
         native_check: TreeSHAP's native-vs-shap agreement check: ``"sample"``, ``"all"``
             or ``"off"``.
+        accuracy_check: Which rows TreeSHAP checks for local accuracy against the model's
+            own prediction: ``"sample"`` (evenly spread, the count is reported) or
+            ``"all"``. The other algorithms always check every row.
 
     Attributes:
         algorithm_: The algorithm ``"auto"`` resolved to.
@@ -147,6 +150,7 @@ class SHAPExplainer:
         output: str = "auto",
         feature_perturbation: str = "auto",
         native_check: str = "sample",
+        accuracy_check: str = "sample",
     ) -> None:
         self.model = model
         self.background = background
@@ -174,6 +178,9 @@ class SHAPExplainer:
             feature_perturbation, "feature_perturbation", _OWNER, FEATURE_PERTURBATIONS
         )
         self.native_check = check_choice(native_check, "native_check", _OWNER, NATIVE_CHECKS)
+        self.accuracy_check = check_choice(
+            accuracy_check, "accuracy_check", _OWNER, ACCURACY_CHECKS
+        )
         self.tree_: TreeSHAP | None = None
         self.background_: FloatArray | None = None
         self.background_weights_: FloatArray | None = None
@@ -229,6 +236,7 @@ class SHAPExplainer:
             background=background,
             feature_perturbation=perturbation,
             native_check=self.native_check,
+            accuracy_check=self.accuracy_check,
         )
         self.model_function_: ModelFunction = function
         self.algorithm_ = "tree"
