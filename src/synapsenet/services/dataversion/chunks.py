@@ -382,10 +382,11 @@ class ChunkStore:
         """Chunk files, store their new chunks in packs and describe them as file entries.
 
         The calling thread reads and cuts each file; ``workers`` threads hash and compress
-        its chunks, a bounded number of ~1 MiB batches at a time, and only chunks that no
+        its chunks, a bounded number of 256 KiB batches at a time, and only chunks that no
         fresh pack of this store holds are compressed and written. New chunks stream into
-        packs of about ``pack_size`` bytes; memory stays at a few MiB (plus about 200 bytes
-        per chunk reference) whatever the files' sizes.
+        packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
+        few hundred bytes per chunk (its reference and index entry, kept until the
+        write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
 
         Args:
             files: ``(path in the version, opener)`` pairs; each path is checked before
