@@ -34,7 +34,8 @@ place at random positions. Everything lives in one temporary directory, removed 
    DVC's own entry point. (Not ``ru_maxrss`` from ``os.wait4``: see ``_HWM`` below.)
 
 ``--profile`` instead profiles a first and an incremental commit with cProfile (chunk store
-on one thread, so the profile sees the chunk writes) and prints where the time goes;
+on one thread, so the profile sees the chunk hashing and compression) and prints where the
+time goes;
 ``--chunk-sweep`` chunks the ten versions in memory with smaller FastCDC sizes and prints
 the unique bytes each would store, as a share of DVC's cache.
 """
@@ -512,14 +513,14 @@ def profile_commits(work: Path, size_mb: float) -> None:
         stats.sort_stats("cumulative").print_stats(r"synapsenet/(services|core)/", 12)
 
 
-CHUNK_SWEEP = ((16, 64, 256), (4, 16, 128), (2, 8, 64))  # min/avg/max KiB; first is default
+CHUNK_SWEEP = ((4, 16, 128), (16, 64, 256), (2, 8, 64))  # min/avg/max KiB; first is default
 
 
 def chunk_size_sweep(work: Path, size_mb: float, versions: int) -> None:
     """Storage the ten versions would take with other chunk sizes (in memory, no store)."""
     paths = write_versions(work, size_mb, versions)
     total = sum(p.stat().st_size for p in paths)  # what DVC's cache holds
-    compressor = zstandard.ZstdCompressor(level=3)
+    compressor = zstandard.ZstdCompressor(level=1)  # the chunk store's default
     rows = []
     for sizes in CHUNK_SWEEP:
         params = ChunkingParams(*(KiB * n for n in sizes))

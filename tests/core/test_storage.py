@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import subprocess
+import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -23,6 +25,7 @@ from mypy_boto3_s3 import S3Client
 from pydantic import SecretStr
 
 from synapsenet.config import Settings
+from synapsenet.core import storage as storage_module
 from synapsenet.core.storage import (
     MAX_KEY_BYTES,
     OBJECT_STORE_SETTING,
@@ -153,6 +156,40 @@ def test_put_bytes_round_trips(store: ObjectStore, size: int) -> None:
     assert info.key == "models/m1/weights.bin"
     assert info.size == size
     assert store.get("models/m1/weights.bin") == data
+
+
+def test_get_range_reads_exactly_the_requested_bytes(store: ObjectStore) -> None:
+    data = content(3 * MiB + 5)
+    store.put("packs/p", data)
+    assert store.get_range("packs/p", 0, 10) == data[:10]
+    assert store.get_range("packs/p", MiB - 3, 2 * MiB) == data[MiB - 3 : 3 * MiB - 3]
+    assert store.get_range("packs/p", len(data) - 4, 100) == data[-4:]  # cut at the end
+    assert store.get_range("packs/p", len(data), 10) == b""
+    assert store.get_range("packs/p", len(data) + 100, 10) == b""
+    assert store.get_range("packs/p", 7, 0) == b""
+
+
+def test_get_range_of_a_missing_object_or_bad_bounds_is_refused(store: ObjectStore) -> None:
+    for length in (0, 5):
+        with pytest.raises(NotFoundError, match="'no/such'"):
+            store.get_range("no/such", 0, length)
+    store.put("k", b"0123456789")
+    for offset, length, field in [(-1, 1, "offset"), (0, -1, "length"), (True, 1, "offset")]:
+        with pytest.raises(InvalidError, match=f"'{field}' parameter of get_range") as caught:
+            store.get_range("k", offset, length)
+        assert caught.value.field == field
+    with pytest.raises(InvalidError):
+        store.get_range("../k", 0, 1)
+
+
+def test_importing_the_storage_module_does_not_import_boto3() -> None:
+    code = (
+        "import sys, synapsenet.core.storage as s; assert 'boto3' not in sys.modules; "
+        "assert s.S3ObjectStore.__name__ == 'S3ObjectStore'; assert 'boto3' in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    with pytest.raises(AttributeError, match="no attribute 'Nope'"):
+        _ = storage_module.Nope
 
 
 def test_put_accepts_bytearray_and_memoryview(store: ObjectStore) -> None:

@@ -22,6 +22,7 @@ from synapsenet.core._object_data import (
     ObjectData,
     ObjectInfo,
     _check_chunk_size,
+    _check_range,
     _exact_chunks,
     _iter_data,
 )
@@ -229,6 +230,13 @@ class LocalObjectStore:
                 return file.read()
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError) as exc:
             raise self._not_found(key) from exc
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Read part of an object; see :meth:`ObjectStore.get_range`."""
+        _check_range(offset, length)
+        with self._open_file(key) as file:
+            file.seek(offset)
+            return file.read(length)
 
     def _open_file(self, key: str) -> BinaryIO:
         path = self._path(key)

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 MiB = 1024 * 1024
 DEFAULT_CHUNK_SIZE = MiB
+MIN_PART_SIZE = 5 * MiB
+"""The smallest multipart part S3 accepts (except the last)."""
 """Chunk size of :meth:`ObjectStore.iter_chunks` and of reads from put's file objects."""
 
 ObjectData = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
@@ -34,6 +36,15 @@ def _check_chunk_size(chunk_size: int) -> None:
             f"The 'chunk_size' parameter must be an int >= 1. Got {chunk_size!r} instead.",
             field="chunk_size",
         )
+
+
+def _check_range(offset: int, length: int) -> None:
+    for name, value in (("offset", offset), ("length", length)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise InvalidError(
+                f"The {name!r} parameter of get_range must be an int >= 0. Got {value!r} instead.",
+                field=name,
+            )
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,10 +27,12 @@ from botocore.exceptions import (
 from synapsenet.config import ENV_PREFIX
 from synapsenet.core._object_data import (
     DEFAULT_CHUNK_SIZE,
+    MIN_PART_SIZE,
     MiB,
     ObjectData,
     ObjectInfo,
     _check_chunk_size,
+    _check_range,
     _exact_chunks,
     _iter_data,
     _stream_of,
@@ -41,9 +43,6 @@ from synapsenet.errors import InvalidError, NotFoundError, SynapseNetError, Unav
 if TYPE_CHECKING:
     from botocore.response import StreamingBody
     from mypy_boto3_s3 import S3Client
-
-MIN_PART_SIZE = 5 * MiB
-"""The smallest multipart part S3 accepts (except the last)."""
 
 _MISSING_CODES = frozenset({"NoSuchKey", "404", "NotFound"})
 _MISSING_BUCKET_CODES = frozenset({"NoSuchBucket", "404", "NotFound"})
@@ -235,6 +234,29 @@ class S3ObjectStore:
         """Read a whole object; see :meth:`ObjectStore.get`."""
         body = self._body(key)
         with self._errors("read", key):
+            try:
+                return body.read()
+            finally:
+                body.close()
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Read part of an object with one ranged GET; see :meth:`ObjectStore.get_range`."""
+        _check_range(offset, length)
+        s3_key = self._s3_key(key)
+        if length == 0:
+            self.stat(key)  # a missing object still fails
+            return b""
+        with self._errors("read", key):
+            try:
+                response = self._client.get_object(
+                    Bucket=self.bucket, Key=s3_key, Range=f"bytes={offset}-{offset + length - 1}"
+                )
+            except ClientError as exc:
+                if _error_code(exc) != "InvalidRange":
+                    raise
+                self.stat(key)  # past the end of an existing object: nothing to read
+                return b""
+            body = response["Body"]
             try:
                 return body.read()
             finally:

@@ -21,14 +21,19 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import BinaryIO, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
 from synapsenet.config import ENV_PREFIX, Settings
 from synapsenet.core._local_store import LocalObjectStore
-from synapsenet.core._object_data import DEFAULT_CHUNK_SIZE, MiB, ObjectData, ObjectInfo
-from synapsenet.core._s3_store import MIN_PART_SIZE, S3ObjectStore
+from synapsenet.core._object_data import (
+    DEFAULT_CHUNK_SIZE,
+    MIN_PART_SIZE,
+    MiB,
+    ObjectData,
+    ObjectInfo,
+)
 from synapsenet.core._storage_keys import (
     MAX_KEY_BYTES,
     MAX_SEGMENT_BYTES,
@@ -37,6 +42,9 @@ from synapsenet.core._storage_keys import (
     validate_prefix,
 )
 from synapsenet.errors import ConfigurationError, InvalidError, UnavailableError
+
+if TYPE_CHECKING:
+    from synapsenet.core._s3_store import S3ObjectStore
 
 __all__ = [
     "DEFAULT_CHUNK_SIZE",
@@ -57,6 +65,15 @@ __all__ = [
 ]
 
 OBJECT_STORE_SETTING = ENV_PREFIX + "OBJECT_STORE_URL"
+
+
+def __getattr__(name: str) -> Any:
+    # boto3 takes ~40 MB and a few hundred ms to import: only processes that use S3 pay it.
+    if name == "S3ObjectStore":
+        from synapsenet.core._s3_store import S3ObjectStore
+
+        return S3ObjectStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class ObjectStore(Protocol):
@@ -87,6 +104,18 @@ class ObjectStore(Protocol):
         """Read a whole object into memory.
 
         Raises:
+            NotFoundError: If there is no object under ``key``.
+        """
+        ...
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        """Read ``length`` bytes of an object starting at byte ``offset`` (a ranged GET).
+
+        Fewer bytes come back only when the object ends first; none when ``offset`` is at
+        or past its end.
+
+        Raises:
+            InvalidError: If ``offset`` or ``length`` is not an int >= 0.
             NotFoundError: If there is no object under ``key``.
         """
         ...
@@ -199,6 +228,8 @@ def open_object_store(settings: Settings, *, check: bool = True) -> ObjectStore:
         if parts.scheme == "file":
             store = LocalObjectStore(_path_from_file_url(url))
         elif parts.scheme == "s3" and parts.netloc:
+            from synapsenet.core._s3_store import S3ObjectStore
+
             secret = settings.s3_secret_access_key
             store = S3ObjectStore(
                 parts.netloc,

@@ -21,6 +21,7 @@ from synapsenet.core.platform import Platform
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
 from synapsenet.gateway import create_app
 from synapsenet.gateway.problems import PROBLEM_MEDIA_TYPE
+from synapsenet.services.dataversion.chunking import chunk_bytes
 from synapsenet.services.dataversion.client import DataVersionClient
 from synapsenet.services.dataversion.lineage_model import (
     NodeRef,
@@ -145,8 +146,14 @@ def test_full_flow_from_upload_to_deprecation(operator: TestClient, platform: Pl
     assert (amount["null_count"], amount["min"], amount["max"]) == (0, 0, 999)
 
     files = operator.get(f"{BASE}/orders/versions/v1/files").json()
+    chunk_count = len(chunk_bytes(v1_bytes))  # with the default chunk sizes
     assert files == [
-        {"path": "orders.csv", "size": len(v1_bytes), "blake3": digest(v1_bytes), "chunks": 1}
+        {
+            "path": "orders.csv",
+            "size": len(v1_bytes),
+            "blake3": digest(v1_bytes),
+            "chunks": chunk_count,
+        }
     ]
     download = operator.get(f"{BASE}/orders/versions/v1/files/orders.csv")
     assert download.status_code == 200
@@ -263,7 +270,7 @@ def test_corrupt_or_truncated_upload_is_refused_and_commits_nothing(
 
     assert operator.get(f"{BASE}/orders").json()["head"] == 0
     assert operator.get(f"{BASE}/orders/versions").json() == []
-    assert list(platform.store.list("chunks/")) == []
+    assert list(platform.store.list("chunks/")) == list(platform.store.list("packs/")) == []
     assert list((platform.settings.data_dir / "uploads").iterdir()) == []
     assert upload(operator, data, blake3=digest(data).upper()).status_code == 201
 
@@ -553,7 +560,9 @@ def test_damaged_chunks_are_reported_not_served(operator: TestClient, platform: 
     create(operator)
     data = orders_csv(500)
     assert upload(operator, data).status_code == 201
-    for key in platform.store.list("chunks/"):
+    packs = [key for key in platform.store.list("packs/") if key.endswith(".pack")]
+    assert packs
+    for key in packs:
         platform.store.put(key, b"\x00garbage")
 
     download = operator.get(f"{BASE}/orders/versions/v1/files/orders.csv")

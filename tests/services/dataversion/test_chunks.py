@@ -11,9 +11,10 @@ import os
 import threading
 import tracemalloc
 from collections.abc import Iterator
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
-from typing import BinaryIO, cast
+from pathlib import Path
+from typing import Any, BinaryIO, cast
 
 import blake3
 import pytest
@@ -39,6 +40,7 @@ from synapsenet.services.dataversion.chunks import (
     SweepReport,
     validate_path,
 )
+from synapsenet.services.dataversion.packs import pack_key
 from tests.services.dataversion.test_chunking import (
     EMPTY_BLAKE3,
     SMALL,
@@ -68,6 +70,7 @@ class RecordingStore:
         self.modified: dict[str, datetime] = {}
         self.vanished: set[str] = set()
         self.fail_after: int | None = None
+        self.fail_deletes = False
         self._lock = threading.Lock()
 
     def put(self, key: str, data: ObjectData) -> ObjectInfo:
@@ -81,6 +84,11 @@ class RecordingStore:
         with self._lock:
             self.gets += 1
         return self.inner.get(key)
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        with self._lock:
+            self.gets += 1
+        return self.inner.get_range(key, offset, length)
 
     def iter_chunks(self, key: str, chunk_size: int = MiB) -> Iterator[bytes]:
         return self.inner.iter_chunks(key, chunk_size)
@@ -98,6 +106,8 @@ class RecordingStore:
         return ObjectInfo(info.key, info.size, self.modified.get(key, info.modified))
 
     def delete(self, key: str) -> bool:
+        if self.fail_deletes:
+            raise UnavailableError("The store refuses deletes.")
         return self.inner.delete(key)
 
     def list(self, prefix: str = "") -> Iterator[str]:
@@ -118,6 +128,7 @@ def stored(store: ObjectStore, data: bytes) -> bytes:
 
 
 def write(chunks: ChunkStore, data: bytes, path: str = "data/file.bin") -> FileEntry:
+    """Write ``data`` as one file in small chunks (a few KiB each), packed."""
     return chunks.write_stream(path, io.BytesIO(data), params=MEDIUM)
 
 
@@ -232,11 +243,8 @@ def test_put_then_get_round_trips_under_the_canonical_key(object_store: ObjectSt
     assert "ChunkStore(" in repr(chunks)
 
 
-def test_work_runs_in_the_calling_thread_only_on_the_local_backend(
-    object_store: ObjectStore,
-) -> None:
-    expected = 1 if isinstance(object_store, LocalObjectStore) else 4
-    assert ChunkStore(object_store).workers == expected
+def test_work_runs_on_one_thread_per_cpu_up_to_four(object_store: ObjectStore) -> None:
+    assert ChunkStore(object_store).workers == max(1, min(4, os.cpu_count() or 1))
     assert ChunkStore(object_store, workers=3).workers == 3
 
 
@@ -438,15 +446,18 @@ def test_an_unsafe_path_is_refused_before_anything_is_read_or_stored(
     assert list(object_store.list()) == []
 
 
-@pytest.mark.parametrize("workers", [1, 4])
-def test_a_failed_upload_stops_the_write(local_store: LocalObjectStore, workers: int) -> None:
+@pytest.mark.parametrize(("workers", "fail_after"), [(1, 0), (4, 2), (1, 3)])
+def test_a_failed_upload_stops_the_write_and_leaves_nothing(
+    local_store: LocalObjectStore, workers: int, fail_after: int
+) -> None:
+    # 3 MiB of random bytes in 1 MiB packs: three pack puts, then three index puts.
     recording = RecordingStore(local_store)
-    recording.fail_after = 3
+    recording.fail_after = fail_after
+    chunks = ChunkStore(recording, workers=workers, pack_size=MiB)
     with pytest.raises(UnavailableError, match="disk is full"):
-        ChunkStore(recording, workers=workers).write_stream(
-            "f", io.BytesIO(random_bytes(100_000)), params=MEDIUM
-        )
-    assert len(list(local_store.list())) == 3
+        chunks.write_stream("f", io.BytesIO(random_bytes(3 * MiB)), params=MEDIUM)
+    assert len(recording.puts) == fail_after
+    assert list(local_store.list()) == []
 
 
 @pytest.mark.parametrize("workers", [1, 4])
@@ -468,17 +479,20 @@ def test_writing_64_mib_keeps_memory_bounded(local_store: LocalObjectStore, work
     assert read_peak < 16 * MiB
 
 
-def damage(store: ObjectStore, address: str) -> None:
-    key = chunk_key(address)
-    blob = bytearray(store.get(key))
-    blob[-1] ^= 0x01
-    store.put(key, bytes(blob))
+def damage(chunks: ChunkStore, address: str) -> None:
+    """Flip the last byte of a packed chunk's record, in its pack."""
+    location = chunks.packs.locate(address)
+    assert location is not None
+    key = pack_key(location.pack_id)
+    blob = bytearray(chunks.store.get(key))
+    blob[location.offset + location.length - 1] ^= 0x01
+    chunks.store.put(key, bytes(blob))
 
 
 def test_reading_a_file_with_a_corrupt_chunk_names_the_path(object_store: ObjectStore) -> None:
     chunks = ChunkStore(object_store)
     entry = write(chunks, random_bytes(20_000))
-    damage(object_store, entry.chunks[2].address)
+    damage(chunks, entry.chunks[2].address)
     with pytest.raises(CorruptDataError, match=r"File 'data/file\.bin' is corrupt: its chunk 3 of"):
         b"".join(chunks.read_stream(entry))
     problems = chunks.verify_entry(entry)
@@ -490,8 +504,10 @@ def test_reading_a_file_with_a_corrupt_chunk_names_the_path(object_store: Object
 def test_reading_a_file_with_a_missing_chunk_names_the_path(object_store: ObjectStore) -> None:
     chunks = ChunkStore(object_store)
     entry = write(chunks, random_bytes(20_000))
-    chunks.delete(entry.chunks[0].address)
-    chunks.delete(entry.chunks[-1].address)
+    # A sweep that was not told about the first and last chunks repacks without them.
+    middle = {ref.address for ref in entry.chunks[1:-1]}
+    report = chunks.sweep(middle, older_than=datetime.now(UTC) + HOUR)
+    assert (report.deleted, report.packs_rewritten) == (2, 1)
     with pytest.raises(CorruptDataError, match=r"its chunk 1 of .* is missing") as caught:
         list(chunks.read_stream(entry))
     assert caught.value.extra == {"path": "data/file.bin"}
@@ -525,14 +541,14 @@ def test_a_chunk_whose_size_differs_from_the_manifest_is_reported(
 
 def test_a_closed_read_stops_fetching_ahead(local_store: LocalObjectStore) -> None:
     recording = RecordingStore(local_store)
-    chunks = ChunkStore(recording, workers=2)
-    entry = write(chunks, random_bytes(100_000))
+    chunks = ChunkStore(recording, workers=2, compression="none")
+    entry = write(chunks, random_bytes(8 * MiB))  # read ~512 KiB of a pack at a time
     reader = chunks.read_stream(entry)
     assert next(reader) == chunks.get(entry.chunks[0].address)
     reader.close()
     fetched = recording.gets
     assert fetched <= 2 * 2 + 2  # the read-ahead window, plus the get above
-    assert fetched < len(entry.chunks)
+    assert fetched < 8
     assert list(reader) == []
     assert recording.gets == fetched
 
@@ -593,16 +609,270 @@ def test_a_commit_in_flight_survives_a_concurrent_sweep(object_store: ObjectStor
     assert chunks.verify_entry(entry) == []
 
 
+def age(store: LocalObjectStore, prefix: str, by: timedelta) -> None:
+    """Make every object under ``prefix`` look last written ``by`` ago."""
+    then = (datetime.now(UTC) - by).timestamp()
+    for key in store.list(prefix):
+        os.utime(store.root / key, (then, then))
+
+
 @pytest.mark.parametrize(("freshen_after", "survives"), [(HOUR, True), (None, False)])
-def test_reusing_an_old_unreferenced_chunk_freshens_it_against_the_sweep(
+def test_reusing_an_old_packed_chunk_freshens_it_against_the_sweep(
     local_store: LocalObjectStore, freshen_after: timedelta | None, survives: bool
 ) -> None:
     old_data = random_bytes(5000, seed=42)
+    # Left by a failed commit, or by a version deleted since.
+    ChunkStore(local_store).write_stream("old.bin", io.BytesIO(old_data))
+    age(local_store, "packs/", timedelta(days=2))
     chunks = ChunkStore(local_store, freshen_after=freshen_after)
-    ref = chunks.put(old_data)  # left by a failed commit, or by a version deleted since
-    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
-    os.utime(local_store.root / chunk_key(ref.address), (two_days_ago, two_days_ago))
     cutoff = datetime.now(UTC) - timedelta(days=1)  # the collector, with a one-day grace
     entry = chunks.write_stream("reuse.bin", io.BytesIO(old_data))  # a new commit reuses it
     chunks.sweep(set(), older_than=cutoff)  # runs before that commit's version row lands
     assert (chunks.verify_entry(entry) == []) is survives
+
+
+def test_a_write_packs_a_chunk_even_when_a_loose_copy_exists(local_store: LocalObjectStore) -> None:
+    data = random_bytes(5000, seed=43)
+    chunks = ChunkStore(local_store)
+    ref = chunks.put(data)  # a store written before packs existed
+    age(local_store, "chunks/", timedelta(days=2))
+    entry = chunks.write_stream("reuse.bin", io.BytesIO(data))
+    assert entry.chunks == (ref,)
+    assert chunks.sweep(set(), older_than=datetime.now(UTC) - timedelta(days=1)).deleted == 1
+    assert chunks.verify_entry(entry) == []
+
+
+# --- packs ----------------------------------------------------------------------------------
+
+
+def pack_objects(store: ObjectStore) -> tuple[list[str], list[str]]:
+    keys = list(store.list("packs/"))
+    return [k for k in keys if k.endswith(".pack")], [k for k in keys if k.endswith(".idx")]
+
+
+def test_a_write_stores_one_pack_and_one_index_and_caps_pack_size(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store, compression="none", pack_size=MiB)
+    small = write(chunks, random_bytes(300_000, seed=1), "small.bin")
+    assert len(small.chunks) > 30
+    packs, indexes = pack_objects(object_store)
+    assert (len(packs), len(indexes)) == (1, 1)
+    assert [k.removesuffix(".pack") for k in packs] == [k.removesuffix(".idx") for k in indexes]
+    big = write(chunks, random_bytes(3 * MiB + 1000, seed=2), "big.bin")
+    packs, indexes = pack_objects(object_store)
+    # The small pack, then packs closed at the first record past 1 MiB: 1 + 1 + the rest.
+    assert (len(packs), len(indexes)) == (4, 4)
+    assert all(object_store.stat(k).size < MiB + MEDIUM.max_size + 1 for k in packs)
+    assert b"".join(chunks.read_stream(big)) == random_bytes(3 * MiB + 1000, seed=2)
+    assert list(object_store.list("chunks/")) == []
+
+
+def test_write_files_shares_packs_between_files_and_dedupes_within_a_write(
+    local_store: LocalObjectStore, tmp_path: Path
+) -> None:
+    block = random_bytes(40_000, seed=5)
+    (tmp_path / "a.bin").write_bytes(block * 3)  # the same chunks three times over
+    (tmp_path / "b.bin").write_bytes(block)
+    (tmp_path / "empty.bin").write_bytes(b"")
+    chunks = ChunkStore(local_store, compression="none")
+    entries = chunks.write_paths(
+        [(name, tmp_path / name) for name in ("a.bin", "b.bin", "empty.bin")], params=MEDIUM
+    )
+    assert [e.path for e in entries] == ["a.bin", "b.bin", "empty.bin"]
+    packs, _indexes = pack_objects(local_store)
+    assert len(packs) == 1
+    distinct = {ref.address: ref.size for e in entries for ref in e.chunks}
+    # Each distinct chunk once, plus one codec byte each.
+    assert local_store.stat(packs[0]).size == sum(distinct.values()) + len(distinct)
+    for entry in entries:
+        assert b"".join(chunks.read_stream(entry)) == (tmp_path / entry.path).read_bytes()
+
+
+def test_a_refused_write_deletes_its_packs_and_publishes_nothing(
+    local_store: LocalObjectStore,
+) -> None:
+    def refuse() -> None:
+        raise InvalidError("The schema is incompatible.")
+
+    chunks = ChunkStore(local_store, pack_size=MiB)
+    opener = [("f", lambda: nullcontext(io.BytesIO(random_bytes(3 * MiB))))]
+    with pytest.raises(InvalidError, match="incompatible"):
+        chunks.write_files(opener, accept=refuse)
+    assert list(local_store.list()) == []
+    assert list(chunks.iter_addresses()) == []
+
+
+def test_a_failed_cleanup_still_raises_the_original_error(local_store: LocalObjectStore) -> None:
+    def refuse() -> None:
+        raise InvalidError("The schema is incompatible.")
+
+    recording = RecordingStore(local_store)
+    recording.fail_deletes = True
+    opener = [("f", lambda: nullcontext(io.BytesIO(random_bytes(10_000))))]
+    with pytest.raises(InvalidError, match="incompatible"):
+        ChunkStore(recording).write_files(opener, accept=refuse)
+    packs, indexes = pack_objects(local_store)
+    assert (len(packs), indexes) == (1, [])  # garbage without an index, for the sweep
+    report = ChunkStore(local_store).sweep(set(), older_than=datetime.now(UTC) + HOUR)
+    assert (report.packs_deleted, pack_objects(local_store)) == (1, ([], []))
+
+
+def test_chunks_stored_before_packs_stay_readable_next_to_packed_ones(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store)
+    legacy = [chunks.put(random_bytes(3000, seed=n)) for n in range(3)]
+    packed = write(chunks, random_bytes(20_000, seed=9)).chunks
+    data = b"".join(random_bytes(3000, seed=n) for n in range(3)) + random_bytes(20_000, seed=9)
+    mixed = FileEntry("mixed.bin", len(data), blake3.blake3(data).hexdigest(), (*legacy, *packed))
+    assert b"".join(ChunkStore(object_store).read_stream(mixed)) == data
+    assert ChunkStore(object_store).verify_entry(mixed) == []
+    addresses = list(ChunkStore(object_store).iter_addresses())
+    assert addresses == sorted({ref.address for ref in mixed.chunks})
+
+
+def test_another_store_finds_packs_published_after_it_loaded(object_store: ObjectStore) -> None:
+    reader = ChunkStore(object_store)
+    assert list(reader.iter_addresses()) == []  # its catalog is loaded, and empty
+    entry = write(ChunkStore(object_store), random_bytes(20_000, seed=3))
+    assert (
+        reader.get(entry.chunks[0].address) == random_bytes(20_000, seed=3)[: entry.chunks[0].size]
+    )
+    other = write(ChunkStore(object_store), random_bytes(20_000, seed=4))
+    assert reader.exists(entry.chunks[1].address)
+    assert b"".join(reader.read_stream(other)) == random_bytes(20_000, seed=4)
+
+
+def test_a_reader_follows_chunks_that_a_sweep_moved_to_a_new_pack(
+    object_store: ObjectStore,
+) -> None:
+    writer = ChunkStore(object_store)
+    kept = write(writer, random_bytes(30_000, seed=6), "kept.bin")
+    dropped = write(writer, random_bytes(30_000, seed=7), "dropped.bin")
+    both = write(writer, random_bytes(30_000, seed=6) + random_bytes(30_000, seed=7), "both.bin")
+    assert len(pack_objects(object_store)[0]) == 3
+    reader = ChunkStore(object_store)
+    assert reader.verify_entry(kept) == []  # the reader's catalog knows the old packs
+    live = {ref.address for ref in kept.chunks}
+    report = writer.sweep(live, older_than=datetime.now(UTC) + HOUR)
+    assert report.kept_referenced == len(live)
+    assert report.packs_rewritten + report.packs_deleted >= 2
+    assert b"".join(reader.read_stream(kept)) == random_bytes(30_000, seed=6)
+    assert reader.get(kept.chunks[-1].address)
+    assert "is missing" in reader.verify_entry(dropped)[0]
+    assert reader.verify_entry(both) != []
+
+
+def test_sweeping_packs_rewrites_deletes_and_keeps_as_the_cutoff_says(
+    local_store: LocalObjectStore,
+) -> None:
+    chunks = ChunkStore(local_store)
+    half = write(chunks, random_bytes(40_000, seed=10), "half.bin")
+    gone = write(chunks, random_bytes(40_000, seed=11), "gone.bin")
+    full = write(chunks, random_bytes(40_000, seed=12), "full.bin")
+    age(local_store, "packs/", 2 * HOUR)
+    recent = write(chunks, random_bytes(40_000, seed=13), "recent.bin")
+    kept = {ref.address for ref in half.chunks[::2]} | {ref.address for ref in full.chunks}
+    cutoff = datetime.now(UTC) - HOUR
+    dead_half = [ref for ref in half.chunks if ref.address not in kept]
+    expected = SweepReport(
+        deleted=len(dead_half) + len(gone.chunks),
+        kept_referenced=len(kept),
+        kept_recent=len(recent.chunks),
+        bytes_freed=sum(ref.size + 1 for ref in dead_half) + sum(r.size + 1 for r in gone.chunks),
+        packs_rewritten=1,
+        packs_deleted=1,
+    )
+    before = pack_objects(local_store)
+    assert chunks.sweep(kept, older_than=cutoff, dry_run=True) == expected
+    assert pack_objects(local_store) == before
+    assert chunks.sweep(kept, older_than=cutoff) == expected
+    assert len(pack_objects(local_store)[0]) == 3  # full, recent and half's rewrite
+    assert chunks.verify_entry(full) == [] == chunks.verify_entry(recent)
+    assert set(chunks.iter_addresses()) == kept | {ref.address for ref in recent.chunks}
+    # Nothing left to collect: a second sweep changes nothing.
+    again = chunks.sweep(kept, older_than=cutoff)
+    assert (again.deleted, again.packs_rewritten, again.packs_deleted) == (0, 0, 0)
+
+
+def test_a_pack_without_index_is_collected_only_once_old(local_store: LocalObjectStore) -> None:
+    local_store.put(f"packs/{'ab' * 16}.pack", b"\x00orphan")
+    local_store.put("packs/notes.txt", b"not a pack")  # foreign keys are left alone
+    chunks = ChunkStore(local_store)
+    assert chunks.sweep(set(), older_than=datetime.now(UTC) - HOUR).packs_deleted == 0
+    report = chunks.sweep(set(), older_than=datetime.now(UTC) + HOUR)
+    assert (report.packs_deleted, report.bytes_freed) == (1, 7)
+    assert list(local_store.list("packs/")) == ["packs/notes.txt"]
+
+
+def test_a_sweep_skips_packs_that_vanish_while_it_runs(local_store: LocalObjectStore) -> None:
+    recording = RecordingStore(local_store)
+    chunks = ChunkStore(recording)
+    write(chunks, random_bytes(10_000))
+    orphan = f"packs/{'cd' * 16}.pack"
+    local_store.put(orphan, b"\x00orphan")
+    published = [k for k in local_store.list("packs/") if k.endswith(".idx")]
+    recording.vanished.update([orphan, *published])
+    assert chunks.sweep(set(), older_than=datetime.now(UTC) + HOUR) == SweepReport(0, 0, 0, 0)
+    fresh = ChunkStore(recording)
+    assert list(fresh.iter_addresses()) == []  # an index that vanished after the listing
+
+
+def test_a_sweep_refuses_to_repack_a_damaged_live_chunk(local_store: LocalObjectStore) -> None:
+    chunks = ChunkStore(local_store)
+    entry = write(chunks, random_bytes(30_000))
+    damage(chunks, entry.chunks[1].address)
+    before = pack_objects(local_store)
+    live = {entry.chunks[1].address}
+    with pytest.raises(CorruptDataError, match=entry.chunks[1].address):
+        chunks.sweep(live, older_than=datetime.now(UTC) + HOUR)
+    assert pack_objects(local_store) == before
+
+
+def test_a_truncated_pack_is_reported_per_chunk(object_store: ObjectStore) -> None:
+    chunks = ChunkStore(object_store)
+    entry = write(chunks, random_bytes(30_000))
+    (pack,), _ = pack_objects(object_store)
+    object_store.put(pack, object_store.get(pack)[:-100])
+    problems = chunks.verify_entry(entry)
+    assert len(problems) == 1
+    assert "cut short" in problems[0]
+    assert pack in problems[0]
+
+
+def test_a_damaged_index_is_reported_naming_it(local_store: LocalObjectStore) -> None:
+    write(ChunkStore(local_store), random_bytes(10_000))
+    _, (index,) = pack_objects(local_store)
+    local_store.put(index, local_store.get(index)[:-1] + b"?")
+    with pytest.raises(CorruptDataError, match=f"Pack index '{index}' is corrupt: its checksum"):
+        list(ChunkStore(local_store).iter_addresses())
+
+
+class FailingStream(io.RawIOBase):
+    """Random bytes, then a read error: a file on a failing disk."""
+
+    def __init__(self, good: int) -> None:
+        self.data = random_bytes(good)
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.position >= len(self.data):
+            raise OSError("Input/output error")
+        size = min(len(buffer), len(self.data) - self.position)
+        buffer[:size] = self.data[self.position : self.position + size]
+        self.position += size
+        return size
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_read_error_midway_through_a_pack_stores_nothing(
+    object_store: ObjectStore, workers: int
+) -> None:
+    chunks = ChunkStore(object_store, workers=workers, pack_size=MiB)
+    with pytest.raises(OSError, match="Input/output error"):
+        chunks.write_stream("f", cast(BinaryIO, FailingStream(2 * MiB + 300_000)))
+    assert list(object_store.list()) == []

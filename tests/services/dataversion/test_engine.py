@@ -25,7 +25,8 @@ from tests.services.dataversion.conftest import frame
 
 
 def chunk_keys(store: ObjectStore) -> list[str]:
-    return list(store.list("chunks/"))
+    """Every object holding chunks: packs, their indexes, and any loose chunks."""
+    return [*store.list("chunks/"), *store.list("packs/")]
 
 
 def test_create_dataset_validates_and_refuses_duplicates(engine: DatasetVersioningEngine) -> None:
@@ -237,7 +238,7 @@ def test_corruption_is_detected_by_verify_and_checkout(
     data.write_bytes(os.urandom(500_000))
     version = engine.commit("blobs", data)
     assert engine.verify(version.ref).ok
-    victim = objects.root / chunk_keys(objects)[0]
+    victim = objects.root / next(k for k in chunk_keys(objects) if k.endswith(".pack"))
     damaged = bytearray(victim.read_bytes())
     damaged[-1] ^= 0xFF
     victim.write_bytes(bytes(damaged))
@@ -359,6 +360,7 @@ from synapsenet.services.dataversion.engine import DatasetVersioningEngine
 
 db_url, objects, path = sys.argv[1:4]
 engine = DatasetVersioningEngine(Database(db_url), LocalObjectStore(Path(objects)))
+engine.chunks.pack_size = 1 << 20  # so that whole packs are stored before the kill
 stored = 0
 
 def die_midway(size: int) -> None:
@@ -386,7 +388,9 @@ def test_a_commit_killed_midway_leaves_no_version_and_gc_cleans_up(
     )
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr
     assert engine.get_dataset("blobs").head == 0
-    assert chunk_keys(objects)  # some chunks made it before the kill
+    # Whole packs made it before the kill, but no index: nothing can reference them.
+    assert [k for k in chunk_keys(objects) if k.endswith(".pack")]
+    assert [k for k in chunk_keys(objects) if not k.endswith(".pack")] == []
     assert list(objects.list("manifests/")) == []
     engine.gc(grace=timedelta(0), force=True)
     assert chunk_keys(objects) == []

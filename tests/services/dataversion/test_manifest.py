@@ -368,7 +368,9 @@ def test_a_damaged_document_is_corrupt(object_store: ObjectStore) -> None:
     assert caught.value.status == 500
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(manifest=manifests)
 def test_any_manifest_survives_the_store(local_store: LocalObjectStore, manifest: Manifest) -> None:
     manifests_ = ManifestStore(local_store)

@@ -1,9 +1,11 @@
 """DatasetVersioningEngine: datasets, commits, checkout, diff, statistics, fsck and gc.
 
-A commit checks the schema first (a rejected commit stores nothing), then streams every file
-through content-defined chunking into the chunk store, writes the manifest, and only then
-records the version in one transaction that also writes its event. A crash before that
-transaction leaves at most unreferenced chunks, which :meth:`gc` removes.
+A commit streams every file through content-defined chunking into the chunk store's packs
+while a second thread infers the schema and column statistics; the packs are published only
+once the schema is accepted (a rejected commit deletes them and stores nothing). It then
+writes the manifest, and only then records the version in one transaction that also writes
+its event. A crash before that transaction leaves at most unreferenced packs, which
+:meth:`gc` removes.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 import secrets
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,7 +33,12 @@ from synapsenet.core.outbox import record_event
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
 from synapsenet.services.dataversion.chunking import DEFAULT_CHUNKING, ChunkingParams
-from synapsenet.services.dataversion.chunks import ChunkStore, Compression, SweepReport
+from synapsenet.services.dataversion.chunks import (
+    ChunkStore,
+    Compression,
+    FileEntry,
+    SweepReport,
+)
 from synapsenet.services.dataversion.manifest import Manifest, ManifestStore
 from synapsenet.services.dataversion.models import (
     Dataset,
@@ -61,6 +69,7 @@ HEAD = "head"
 """Commit on top of whatever version is newest when the commit starts."""
 
 _REF = re.compile(r"^(?P<name>[^@]+)(?:@(?P<at>.+))?$")
+_WRITE_BUFFER = 4 * 1024 * 1024  # checkout writes chunks of tens of KiB: batch the syscalls
 Progress = Callable[[int], None]
 """Called with the number of bytes just stored or restored (for progress bars)."""
 
@@ -230,18 +239,28 @@ class DatasetVersioningEngine:
         if expected is not None and not isinstance(expected, int):
             raise InvalidError(f"parent must be 'head', a version number or None, not {parent!r}")
         tag_list = [validate_tag(t) for t in tags]
-        with materialize(source, current.format, name=name) as files:
-            schema, stats = self._describe(current, files)
-            if schema is not None:
-                previous = self._schemas(current.name)
-                if previous:
-                    require_compatible(
-                        schema, previous, current.compatibility, dataset=current.name
-                    )
-            with self.chunks.store.deferred_sync():
-                entries = [self._store_file(f, progress) for f in files]
-                manifest = Manifest(tuple(entries), {"dataset": current.name})
-                root = self.manifests.save(manifest)
+        with (
+            materialize(source, current.format, name=name) as files,
+            ThreadPoolExecutor(1, thread_name_prefix="describe") as pool,
+        ):
+            # The schema and statistics pass (pyarrow, which releases the GIL) reads the
+            # files while the chunk store cuts, hashes and compresses them; the chunk store
+            # publishes nothing until the schema is accepted.
+            described = pool.submit(self._describe, current, files)
+
+            def accept() -> None:
+                schema, _stats = described.result()
+                if schema is not None:
+                    previous = self._schemas(current.name)
+                    if previous:
+                        require_compatible(
+                            schema, previous, current.compatibility, dataset=current.name
+                        )
+
+            entries = self._store_files(files, progress, accept)
+            schema, stats = described.result()
+            manifest = Manifest(tuple(entries), {"dataset": current.name})
+            root = self.manifests.save(manifest)
         # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
             current.name,
@@ -263,11 +282,8 @@ class DatasetVersioningEngine:
         the recorded one.
         """
         current = self.get_dataset(dataset)
-        with (
-            materialize(source, current.format, name=name) as files,
-            self.chunks.store.deferred_sync(),
-        ):
-            entries = [self._store_file(f, None) for f in files]
+        with materialize(source, current.format, name=name) as files:
+            entries = self._store_files(files, None, None)
             return self.manifests.save(Manifest(tuple(entries), {"dataset": current.name}))
 
     def _describe(
@@ -306,11 +322,18 @@ class DatasetVersioningEngine:
             stats = file_stats if stats is None else stats + file_stats
         return schema, stats
 
-    def _store_file(self, file: SourceFile, progress: Progress | None) -> Any:
-        with open(file.local, "rb") as handle:
-            return self.chunks.write_stream(
-                file.path, handle, params=self.chunking, progress=progress
-            )
+    def _store_files(
+        self,
+        files: Sequence[SourceFile],
+        progress: Progress | None,
+        accept: Callable[[], None] | None,
+    ) -> builtins.list[FileEntry]:
+        return self.chunks.write_paths(
+            [(file.path, Path(file.local)) for file in files],
+            params=self.chunking,
+            progress=progress,
+            accept=accept,
+        )
 
     def _record_version(
         self,
@@ -553,7 +576,7 @@ class DatasetVersioningEngine:
             target.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:
-                with os.fdopen(fd, "wb") as handle:
+                with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
                     for block in self.chunks.read_stream(entry):
                         handle.write(block)
                         if progress is not None:

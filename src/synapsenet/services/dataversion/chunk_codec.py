@@ -1,0 +1,147 @@
+"""The stored form of one chunk: a codec byte, then the payload, checked on every decode.
+
+``0x00``: the payload is the raw chunk. ``0x01``: the payload is one zstd frame that records
+its content size. A chunk is compressed only when that makes it smaller, so incompressible
+data costs one byte. The address is always the BLAKE3 of the raw bytes, so the codec can
+change without changing addresses, and :meth:`ChunkCodec.decode` checks the decoded bytes
+against the address.
+
+The same stored form is a loose chunk object's whole content and one record of a pack (see
+:mod:`.packs`).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Final, Literal
+
+import zstandard
+
+from synapsenet.errors import InvalidError, SynapseNetError
+from synapsenet.services.dataversion.chunking import MAX_CHUNK_SIZE, chunk_address
+
+__all__ = ["ChunkCodec", "Compression", "CorruptDataError"]
+
+Compression = Literal["zstd", "none"]
+
+_RAW: Final = 0
+_ZSTD: Final = 1
+MAX_LEVEL: Final = zstandard.MAX_COMPRESSION_LEVEL
+
+
+class CorruptDataError(SynapseNetError):
+    """Stored data does not match its address or recorded hash (HTTP 500).
+
+    Raised when a chunk, file or manifest read back from the object store is truncated,
+    undecodable or hashes to something else than recorded: data was damaged at rest or
+    in transit, never by the caller's input.
+
+    Attributes:
+        subject: What is corrupt, e.g. ``"Chunk 3fa2..."`` or ``"File 'data/a.csv'"``.
+        problem: What is wrong with it.
+    """
+
+    status = 500
+    code = "corrupt-data"
+    title = "Corrupt data"
+
+    def __init__(self, subject: str, problem: str, **extra: Any) -> None:
+        super().__init__(f"{subject} is corrupt: {problem}.", **extra)
+        self.subject = subject
+        self.problem = problem
+
+
+class ChunkCodec:
+    """Encodes chunks to their stored form and decodes and verifies them. Thread-safe.
+
+    Args:
+        compression: ``"zstd"`` to compress chunks that shrink, or ``"none"``.
+        level: zstd level, 1 (fastest) to 22.
+
+    Raises:
+        InvalidError: Naming the parameter, if one is out of range.
+    """
+
+    def __init__(self, compression: Compression = "zstd", level: int = 1) -> None:
+        if compression not in ("zstd", "none"):
+            raise InvalidError(
+                "The 'compression' parameter of ChunkStore must be 'zstd' or 'none'. "
+                f"Got {compression!r} instead.",
+                field="compression",
+            )
+        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= MAX_LEVEL:
+            raise InvalidError(
+                f"The 'level' parameter of ChunkStore must be an int in [1, {MAX_LEVEL}]. "
+                f"Got {level!r} instead.",
+                field="level",
+            )
+        self.compression = compression
+        self.level = level
+        # zstd contexts are not thread-safe; each thread gets its own, reused across chunks.
+        self._contexts = threading.local()
+
+    def encode(self, raw: bytes) -> bytes:
+        """The stored form of the raw chunk ``raw``."""
+        if self.compression == "zstd":
+            compressor: zstandard.ZstdCompressor | None = getattr(
+                self._contexts, "compressor", None
+            )
+            if compressor is None:
+                compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+                self._contexts.compressor = compressor
+            compressed = compressor.compress(raw)
+            if len(compressed) < len(raw):
+                return bytes((_ZSTD,)) + compressed
+        return bytes((_RAW,)) + raw
+
+    def decode(self, address: str, blob: bytes | memoryview, where: str, **extra: Any) -> bytes:
+        """Decode a stored chunk and check it against its address.
+
+        Args:
+            address: The chunk's address.
+            blob: The stored form.
+            where: Where the stored form was read, for messages, e.g. ``"its object 'k'"``.
+            extra: Added to the error's ``extra`` (the key, the pack and offset...).
+
+        Returns:
+            The raw chunk.
+
+        Raises:
+            CorruptDataError: Naming the address and ``where``, if ``blob`` is empty, has an
+                unknown codec byte, does not decode, or decodes to other bytes.
+        """
+
+        def corrupt(problem: str) -> CorruptDataError:
+            return CorruptDataError(
+                f"Chunk {address}", f"{where} {problem}", address=address, **extra
+            )
+
+        if not blob:
+            raise corrupt("is empty (no codec byte)")
+        codec, payload = blob[0], memoryview(blob)[1:]
+        if codec == _RAW:
+            data = bytes(payload)
+        elif codec != _ZSTD:
+            raise corrupt(f"has an unknown codec byte 0x{codec:02x}")
+        else:
+            try:
+                # Bound the output before allocating it: the frame header is untrusted.
+                declared = zstandard.frame_content_size(payload)
+                if not 0 <= declared <= MAX_CHUNK_SIZE:
+                    raise corrupt(f"is a zstd frame declaring {declared} bytes of content")
+                data = self._decompressor().decompress(payload)
+            except zstandard.ZstdError as exc:
+                raise corrupt(f"is not a valid zstd frame ({exc})") from exc
+        actual = chunk_address(data)
+        if actual != address:
+            raise corrupt(f"decodes to {len(data)} bytes whose BLAKE3 is {actual}")
+        return data
+
+    def _decompressor(self) -> zstandard.ZstdDecompressor:
+        decompressor: zstandard.ZstdDecompressor | None = getattr(
+            self._contexts, "decompressor", None
+        )
+        if decompressor is None:
+            decompressor = zstandard.ZstdDecompressor()
+            self._contexts.decompressor = decompressor
+        return decompressor
