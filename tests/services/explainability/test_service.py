@@ -19,12 +19,12 @@ from synapsenet.services.explainability import (
     FileModelLoader,
     InMemoryModelLoader,
 )
-from synapsenet.services.explainability._tabular_requests import (
+from synapsenet.services.explainability.loader import FeatureType, InputKind
+from synapsenet.services.explainability.tabular_requests import (
     TreeExplainerPool,
     as_matrix,
     explain_tabular,
 )
-from synapsenet.services.explainability.loader import FeatureType, InputKind
 from tests.services.explainability.service_fixtures import FEATURES, regressor, training_rows
 
 

@@ -35,14 +35,6 @@ from synapsenet.services.explainability._lime_media import (
     explain_text,
     require_input_kind,
 )
-from synapsenet.services.explainability._tabular_requests import (
-    Method,
-    TreeExplainerPool,
-    as_matrix,
-    concatenate,
-    explain_tabular,
-    model_columns,
-)
 from synapsenet.services.explainability.aggregation import FeatureImportanceAggregator
 from synapsenet.services.explainability.api import router
 from synapsenet.services.explainability.cache import (
@@ -63,6 +55,14 @@ from synapsenet.services.explainability.models import (
     Explanation,
     FloatArray,
     GlobalImportance,
+)
+from synapsenet.services.explainability.tabular_requests import (
+    Method,
+    TreeExplainerPool,
+    as_matrix,
+    concatenate,
+    explain_tabular,
+    model_columns,
 )
 
 BATCH_JOB_KIND: Final = "explainability.batch"

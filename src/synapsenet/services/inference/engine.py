@@ -38,7 +38,7 @@ from synapsenet.services.abtesting.models import Experiment, Exposure
 from synapsenet.services.explainability.adapters import ModelFunction, adapt
 from synapsenet.services.explainability.loader import LoadedModel
 from synapsenet.services.explainability.models import Explanation
-from synapsenet.services.explainability.service import as_matrix
+from synapsenet.services.explainability.tabular_requests import as_matrix
 from synapsenet.services.inference.models import FloatArray, Prediction, Route
 from synapsenet.services.inference.ports import (
     ExposureRecorder,
