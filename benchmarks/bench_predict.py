@@ -22,6 +22,9 @@ Three rows per load level:
   platform: no authentication, registry, routing, metrics or request ids. It is what a team
   writes when it has no platform, and bounds what the platform's features cost.
 
+A last table times ``InferenceEngine.route`` and ``predict`` in-process (no HTTP, no
+server), where the routing cost is not drowned by the network stack's noise.
+
 Latency is measured per request in the client, so it includes the client's scheduling; the
 CPU columns show whether the server or the load generator was the limit (both share the
 machine's 2 cores).
@@ -42,7 +45,14 @@ from pathlib import Path
 
 import httpx
 import numpy as np
-from _common import free_port, percentile, print_machine, print_table, running_server
+from _common import (
+    free_port,
+    median_seconds,
+    percentile,
+    print_machine,
+    print_table,
+    running_server,
+)
 from bench_http import cpu_seconds
 from sklearn.ensemble import GradientBoostingClassifier
 
@@ -187,10 +197,65 @@ def reference_server(model_bytes: bytes, directory: Path) -> tuple[subprocess.Po
     raise RuntimeError("the reference server did not come up")
 
 
+def in_process(model: GradientBoostingClassifier, rows: list[list[float]]) -> list[list[str]]:
+    """Microseconds per ``InferenceEngine.predict`` call without HTTP: the routing cost alone."""
+    from synapsenet.core.db import Database
+    from synapsenet.core.storage import LocalObjectStore
+    from synapsenet.services.abtesting.engine import ABTestingEngine
+    from synapsenet.services.abtesting.exposures import ExposureLog
+    from synapsenet.services.abtesting.schemas import ExperimentCreate
+    from synapsenet.services.inference.engine import InferenceEngine
+    from synapsenet.services.inference.registry_models import RegistryServedModels
+    from synapsenet.services.registry.loader import RegistryModelLoader
+    from synapsenet.services.registry.registry import ModelRegistry
+
+    with tempfile.TemporaryDirectory(prefix="synapsenet-bench-") as directory:
+        db = Database(f"sqlite:///{Path(directory) / 'bench.db'}")
+        db.upgrade()
+        registry = ModelRegistry(db, LocalObjectStore(Path(directory) / "objects"))
+        for _ in range(2):
+            registry.log_model("credit", model, feature_names=FEATURES)
+        registry.promote("credit", "1", reason="benchmark")
+        ab = ABTestingEngine(db, route_ttl=3600.0)
+        exposures = ExposureLog(ab)
+        served = RegistryServedModels(registry, RegistryModelLoader(registry), ttl=3600.0)
+        engine = InferenceEngine(served, router=ab, exposures=exposures, experiment_ttl=3600.0)
+        calls = 3000
+
+        def serve() -> None:
+            for i in range(calls):
+                engine.predict("credit", [rows[i % len(rows)]], unit_id=f"user-{i}")
+
+        def route() -> None:
+            for i in range(calls):
+                engine.route("credit", unit_id=f"user-{i}", version=None)
+
+        measured = []
+        for label in ("production", "experiment"):
+            if label == "experiment":
+                body = {
+                    "name": "routing",
+                    "model_name": "credit",
+                    "variants": [
+                        {"name": "a", "model_version": "1", "weight": "0.5", "is_control": True},
+                        {"name": "b", "model_version": "2", "weight": "0.5"},
+                    ],
+                }
+                ab.start(ab.create(ExperimentCreate.model_validate(body).to_spec()).id)
+            serve()  # warm up: load and adapt both versions
+            predict_us = median_seconds(serve, 3) / calls * 1e6
+            route_us = median_seconds(route, 3) / calls * 1e6
+            measured.append([label, f"{route_us:.1f}", f"{predict_us:.1f}"])
+            exposures.flush()
+        db.dispose()
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32])
-    parser.add_argument("--duration", type=float, default=8.0, help="seconds per row")
+    parser.add_argument("--duration", type=float, default=6.0, help="seconds per row")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved rounds")
     args = parser.parse_args()
 
     print_machine(["fastapi", "uvicorn", "httpx", "scikit-learn", "skops"])
@@ -207,64 +272,68 @@ def main() -> None:
         reference, reference_url = reference_server(
             serialize(model, ModelFlavor.SKLEARN), Path(scratch)
         )
+        spec = {
+            "name": "routing",
+            "model_name": "credit",
+            "variants": [
+                {"name": "control", "model_version": "1", "weight": "0.5", "is_control": True},
+                {"name": "canary", "model_version": "2", "weight": "0.5"},
+            ],
+            "metrics": [{"name": "error", "kind": "binary", "direction": "lower"}],
+        }
         try:
-            for concurrency in args.concurrency:
-                for target, target_url, headers, pid in (
-                    ("production", url, server.headers, server.pid),
-                    ("hand-written FastAPI", f"{reference_url}/predict", {}, reference.pid),
-                ):
-                    results.append(
-                        asyncio.run(
-                            load(
-                                target,
-                                target_url,
-                                headers,
-                                rows,
-                                concurrency=concurrency,
-                                duration=args.duration,
-                                server_pid=pid,
-                            )
-                        )
-                    )
-            spec = {
-                "name": "routing",
-                "model_name": "credit",
-                "variants": [
-                    {"name": "control", "model_version": "1", "weight": "0.5", "is_control": True},
-                    {"name": "canary", "model_version": "2", "weight": "0.5"},
-                ],
-                "metrics": [{"name": "error", "kind": "binary", "direction": "lower"}],
-            }
             with Client(server.base_url, server.token) as client:
                 experiment = client.experiments.create_experiment(spec)
                 client.experiments.start(experiment.id)
-            for concurrency in args.concurrency:
-                results.append(
-                    asyncio.run(
-                        load(
-                            "experiment",
-                            url,
-                            server.headers,
-                            rows,
-                            concurrency=concurrency,
-                            duration=args.duration,
-                            server_pid=server.pid,
-                        )
-                    )
-                )
-            with Client(server.base_url, server.token) as client:
+                # Rows interleave, in every repeat: the experiment is paused (production
+                # serves) or running (routing), then the reference.
+                for _ in range(args.repeats):
+                    for concurrency in args.concurrency:
+                        for target in ("production", "experiment", "hand-written FastAPI"):
+                            if target == "production":
+                                client.experiments.pause(experiment.id)
+                            elif target == "experiment":
+                                client.experiments.resume(experiment.id)
+                            reference_row = target == "hand-written FastAPI"
+                            results.append(
+                                asyncio.run(
+                                    load(
+                                        target,
+                                        f"{reference_url}/predict" if reference_row else url,
+                                        {} if reference_row else server.headers,
+                                        rows,
+                                        concurrency=concurrency,
+                                        duration=args.duration,
+                                        server_pid=reference.pid if reference_row else server.pid,
+                                    )
+                                )
+                            )
+                time.sleep(1.0)  # the exposure log writes every 0.2 s
                 counted = client.experiments.results(experiment.id)
             exposures = sum(v.exposures for v in counted.variants)
         finally:
             reference.terminate()
             reference.wait(timeout=10)
 
-    by_key = {(r.target, r.concurrency): r for r in results}
+    def merged(target: str, concurrency: int) -> LoadResult:
+        """Every repeat of one row, pooled: latencies and requests over total time."""
+        runs = [r for r in results if (r.target, r.concurrency) == (target, concurrency)]
+        return LoadResult(
+            target,
+            concurrency,
+            sum(r.requests for r in runs),
+            sum(r.errors for r in runs),
+            sum(r.seconds for r in runs),
+            [latency for r in runs for latency in r.latencies],
+            sum(r.server_cpu * r.seconds for r in runs) / sum(r.seconds for r in runs),
+            sum(r.client_cpu * r.seconds for r in runs) / sum(r.seconds for r in runs),
+        )
+
     table = []
     for concurrency in args.concurrency:
+        base = merged("production", concurrency)
         for target in ("production", "experiment", "hand-written FastAPI"):
-            r = by_key[(target, concurrency)]
-            base = by_key[("production", concurrency)]
+            r = merged(target, concurrency)
             table.append(
                 [
                     target,
@@ -294,13 +363,15 @@ def main() -> None:
         ],
         table,
     )
-    warm_up = sum(4 * c for c in args.concurrency)
-    served = sum(by_key[("experiment", c)].requests for c in args.concurrency) + warm_up
+    routed = [r for r in results if r.target == "experiment"]
+    served = sum(r.requests + 4 * r.concurrency for r in routed)  # measured + warm-up
     verdict = "every one counted" if exposures == served else "MISMATCH"
     print(
         f"\nexposures counted by the experiment: {exposures:,}; requests it served (measured "
         f"+ warm-up): {served:,}: {verdict}"
     )
+    print("\nin process, no HTTP (one row per call, median of 3 x 3,000 calls):")
+    print_table(["route", "route() us", "predict() us"], in_process(model, rows))
 
 
 if __name__ == "__main__":
