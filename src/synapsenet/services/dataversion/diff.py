@@ -18,7 +18,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -171,6 +170,8 @@ def _column_hashes(array: Any) -> Hashes:
         values = pc.fill_null(array.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
     else:
         values = _as_text(array)
+    import pandas as pd  # only diffs of tabular data need it; it is slow to import
+
     hashes: Hashes = pd.util.hash_array(values)
     hashes[nulls] = _NULL_HASH
     return hashes

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Annotated, Literal
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi import status as http_status
 
-from synapsenet.services.explainability import plots
 from synapsenet.services.explainability.models import AggregationMethod
 from synapsenet.services.explainability.schemas import (
     BatchRequest,
@@ -49,7 +48,9 @@ ServiceDep = Annotated["ExplanationService", Depends(get_explainability)]
 
 
 def _image(data: bytes, fmt: Format) -> Response:
-    return Response(content=data, media_type=plots.MEDIA_TYPES[fmt])
+    from synapsenet.services.explainability.plots import MEDIA_TYPES
+
+    return Response(content=data, media_type=MEDIA_TYPES[fmt])
 
 
 @router.post("")
@@ -150,6 +151,8 @@ def importance_plot(
 ) -> Response:
     """Bar chart of global importance with CI whiskers."""
     importance = service.global_importance(job_id, method, output=output)
+    from synapsenet.services.explainability import plots  # matplotlib: slow import
+
     return _image(plots.importance_bar(importance, fmt, max_features=max_features), fmt)
 
 
@@ -164,6 +167,8 @@ def beeswarm_plot(
     """Every row's attributions, coloured by feature value."""
     explanation = service.batch_explanation(job_id)
     features = service.batch_inputs(job_id)
+    from synapsenet.services.explainability import plots  # matplotlib: slow import
+
     data = plots.beeswarm(explanation, features, fmt, output=output, max_features=max_features)
     return _image(data, fmt)
 
@@ -186,6 +191,8 @@ def waterfall_plot(
         algorithm=body.algorithm,
         parameters=body.parameters,
     )
+    from synapsenet.services.explainability import plots  # matplotlib: slow import
+
     data = plots.waterfall(
         explanation, fmt, instance=instance, output=output, max_features=max_features
     )
