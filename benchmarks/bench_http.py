@@ -25,6 +25,7 @@ import os
 import random
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,19 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
+Send = Callable[[httpx.AsyncClient, random.Random], Awaitable[httpx.Response]]
+"""One request of a load test: the shared client and the row's random source."""
+
+
+def get_unit(url: str) -> Send:
+    """GET ``url`` for a random one of ``UNITS`` unit ids."""
+
+    def send(client: httpx.AsyncClient, rng: random.Random) -> Awaitable[httpx.Response]:
+        return client.get(url, params={"unit_id": f"user-{rng.randrange(UNITS)}"})
+
+    return send
+
+
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     """One load level's measurements."""
@@ -76,7 +90,7 @@ class LoadResult:
 
 async def load(
     endpoint: str,
-    url: str,
+    send: Send,
     headers: dict[str, str],
     *,
     concurrency: int,
@@ -84,7 +98,11 @@ async def load(
     max_requests: int,
     server_pid: int,
 ) -> LoadResult:
-    """Keep ``concurrency`` requests in flight for ``duration`` seconds (or ``max_requests``)."""
+    """Keep ``concurrency`` requests in flight for ``duration`` seconds (or ``max_requests``).
+
+    ``send`` issues one request on the shared client; its random source is seeded by the
+    concurrency, so every run of a row sends the same requests.
+    """
     rng = random.Random(concurrency)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     latencies: list[float] = []
@@ -95,8 +113,7 @@ async def load(
             nonlocal errors
             start = time.perf_counter()
             try:
-                response = await client.get(url, params={"unit_id": f"user-{rng.randrange(UNITS)}"})
-                ok = response.status_code == 200
+                ok = (await send(client, rng)).status_code == 200
             except httpx.HTTPError:
                 ok = False
             latencies.append(time.perf_counter() - start)
@@ -189,7 +206,7 @@ def main() -> None:
                     asyncio.run(
                         load(
                             name,
-                            url,
+                            get_unit(url),
                             server.headers,
                             concurrency=concurrency,
                             duration=args.duration,

@@ -40,7 +40,7 @@ import sys
 import tempfile
 import textwrap
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable
 from pathlib import Path
 
 import httpx
@@ -53,80 +53,26 @@ from _common import (
     print_table,
     running_server,
 )
-from bench_http import cpu_seconds
+from bench_http import UNITS, LoadResult, Send, load
 from sklearn.ensemble import GradientBoostingClassifier
 
 from synapsenet.sdk import Client
 from synapsenet.services.registry.flavors import ModelFlavor, serialize
 
+UNCAPPED = 10**9
+"""No request cap: each row runs for its duration."""
+
 FEATURES = ("log_income", "debt_ratio", "age", "tenure_months", "utilization", "credit_load")
-UNITS = 100_000
 
 
-@dataclass(frozen=True, slots=True)
-class LoadResult:
-    """One row: a target at one concurrency."""
+def post_row(url: str, rows: list[list[float]]) -> Send:
+    """POST one random row of ``rows`` for a random one of ``UNITS`` unit ids."""
 
-    target: str
-    concurrency: int
-    requests: int
-    errors: int
-    seconds: float
-    latencies: list[float]
-    server_cpu: float
-    client_cpu: float
+    def send(client: httpx.AsyncClient, rng: random.Random) -> Awaitable[httpx.Response]:
+        body = {"unit_id": f"user-{rng.randrange(UNITS)}", "instances": [rng.choice(rows)]}
+        return client.post(url, json=body)
 
-    @property
-    def throughput(self) -> float:
-        return (self.requests - self.errors) / self.seconds
-
-
-async def load(
-    target: str,
-    url: str,
-    headers: dict[str, str],
-    rows: list[list[float]],
-    *,
-    concurrency: int,
-    duration: float,
-    server_pid: int,
-) -> LoadResult:
-    """Keep ``concurrency`` predictions in flight for ``duration`` seconds."""
-    rng = random.Random(concurrency)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    latencies: list[float] = []
-    errors = 0
-    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30.0) as client:
-
-        async def one() -> None:
-            nonlocal errors
-            body = {"unit_id": f"user-{rng.randrange(UNITS)}", "instances": [rng.choice(rows)]}
-            start = time.perf_counter()
-            try:
-                ok = (await client.post(url, json=body)).status_code == 200
-            except httpx.HTTPError:
-                ok = False
-            latencies.append(time.perf_counter() - start)
-            errors += not ok
-
-        await asyncio.gather(*(one() for _ in range(4 * concurrency)))  # warm up
-        latencies.clear()
-        errors = 0
-        stop = time.perf_counter() + duration
-
-        async def worker() -> None:
-            while time.perf_counter() < stop:
-                await one()
-
-        server_before, client_before = cpu_seconds(server_pid), time.process_time()
-        start = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - start
-        server_cpu = (cpu_seconds(server_pid) - server_before) / elapsed
-        client_cpu = (time.process_time() - client_before) / elapsed
-    return LoadResult(
-        target, concurrency, len(latencies), errors, elapsed, latencies, server_cpu, client_cpu
-    )
+    return send
 
 
 def training_data(n: int = 5000) -> tuple[np.ndarray, np.ndarray]:
@@ -299,11 +245,14 @@ def main() -> None:
                                 asyncio.run(
                                     load(
                                         target,
-                                        f"{reference_url}/predict" if reference_row else url,
+                                        post_row(
+                                            f"{reference_url}/predict" if reference_row else url,
+                                            rows,
+                                        ),
                                         {} if reference_row else server.headers,
-                                        rows,
                                         concurrency=concurrency,
                                         duration=args.duration,
+                                        max_requests=UNCAPPED,
                                         server_pid=reference.pid if reference_row else server.pid,
                                     )
                                 )
@@ -317,7 +266,7 @@ def main() -> None:
 
     def merged(target: str, concurrency: int) -> LoadResult:
         """Every repeat of one row, pooled: latencies and requests over total time."""
-        runs = [r for r in results if (r.target, r.concurrency) == (target, concurrency)]
+        runs = [r for r in results if (r.endpoint, r.concurrency) == (target, concurrency)]
         return LoadResult(
             target,
             concurrency,
@@ -363,7 +312,7 @@ def main() -> None:
         ],
         table,
     )
-    routed = [r for r in results if r.target == "experiment"]
+    routed = [r for r in results if r.endpoint == "experiment"]
     served = sum(r.requests + 4 * r.concurrency for r in routed)  # measured + warm-up
     verdict = "every one counted" if exposures == served else "MISMATCH"
     print(
