@@ -277,4 +277,4 @@ class InferenceEngine:
         self, loaded: LoadedModel, matrix: FloatArray, method: Literal["shap", "lime"]
     ) -> tuple[Explanation, bool]:
         assert self.explainer is not None
-        return self.explainer.explain(loaded.name, loaded.version, matrix.tolist(), method=method)
+        return self.explainer.explain(loaded.name, loaded.version, matrix, method=method)
