@@ -1,5 +1,8 @@
 """``synapsenet explain``: explanations, batch jobs, importance and plots on a running server.
 
+``run`` explains rows of a tabular model; ``text`` and ``image`` explain one text or one
+image file with LIME (models registered as text or image models).
+
 Every command talks to the server through :class:`ExplainabilityClient`. The server is
 ``--url`` (``SYNAPSENET_URL``); the key is ``--api-key`` (``SYNAPSENET_API_KEY``), else the
 admin key ``synapsenet serve`` wrote under the data directory on its first start.
@@ -13,21 +16,36 @@ import time
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import numpy as np
+import numpy.typing as npt
 import typer
 from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
+from synapsenet.cli._explain_media import (
+    explained_output,
+    heading,
+    image_table,
+    overlay_mask,
+    read_image,
+    read_text,
+    summary,
+    text_table,
+)
 from synapsenet.cli._remote import (
     DEFAULT_URL,
     ApiKeyOption,
+    JsonOption,
     UrlOption,
     connect,
     new_console,
+    print_json,
 )
 from synapsenet.core.jobs import JobStatus
 from synapsenet.errors import InvalidError
 from synapsenet.services.explainability.client import ExplainabilityClient
+from synapsenet.services.explainability.lime_image import SEGMENTATIONS
 from synapsenet.services.explainability.schemas import JobPublic
 
 explain_app = typer.Typer(
@@ -43,6 +61,27 @@ FileOption = Annotated[
     ),
 ]
 MethodOption = Annotated[str, typer.Option("--method", help="shap or lime.")]
+VersionOption = Annotated[str, typer.Option("--version", "-v", help="The model version.")]
+SamplesOption = Annotated[
+    int | None, typer.Option("--samples", help="Perturbed samples (server default if unset).")
+]
+SeedOption = Annotated[int | None, typer.Option("--seed", help="Sampling seed (default 0).")]
+FeaturesOption = Annotated[
+    int | None,
+    typer.Option("--features", help="Most features the surrogate may use (server default)."),
+]
+LabelOption = Annotated[
+    str | None,
+    typer.Option(
+        "--label",
+        help="Output whose weights are shown: a name or an index (default: the predicted class).",
+    ),
+]
+
+
+def _lime_parameters(**given: object) -> dict[str, object]:
+    """The LIME parameters set on the command line; the server's defaults fill the rest."""
+    return {name: value for name, value in given.items() if value is not None}
 
 
 def _method(value: str) -> Literal["shap", "lime"]:
@@ -212,3 +251,137 @@ def plot(
         )
     out.write_bytes(data)
     new_console().print(f"Wrote {escape(str(out))} ({len(data)} bytes).")
+
+
+@explain_app.command("text")
+def explain_text(
+    model: Annotated[str, typer.Argument(help="The text model's name.")],
+    version: VersionOption,
+    text: Annotated[str | None, typer.Option("--text", "-t", help="The text to explain.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="A UTF-8 file holding the text.")
+    ] = None,
+    samples: SamplesOption = None,
+    seed: SeedOption = None,
+    features: FeaturesOption = None,
+    bow: Annotated[
+        bool,
+        typer.Option(
+            "--bow/--no-bow",
+            help="One feature per distinct word, or (--no-bow) one per occurrence.",
+        ),
+    ] = True,
+    label: LabelOption = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Words shown.")] = 10,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Explain one text with LIME and print the words that weigh most, with their signs."""
+    with connect(ExplainabilityClient, url, api_key, timeout=120.0) as client:
+        content = read_text(text, file)
+        parameters = _lime_parameters(
+            n_samples=samples, seed=seed, n_features=features, bow=None if bow else False
+        )
+        answer = client.explain_text(model, version, content, parameters=parameters)
+        output = explained_output(answer, label)
+    if as_json:
+        print_json(answer)
+        return
+    console = new_console()
+    console.print(heading(answer, output))
+    console.print(text_table(answer, output, top))
+    console.print(summary(answer, output))
+
+
+@explain_app.command("image")
+def explain_image(
+    model: Annotated[str, typer.Argument(help="The image model's name.")],
+    image_path: Annotated[Path, typer.Argument(help="A PNG or JPEG file (at most 512 x 512).")],
+    version: VersionOption,
+    segmenter: Annotated[
+        str | None,
+        typer.Option("--segmenter", help="Superpixels: quickshift (default) or slic."),
+    ] = None,
+    segments: Annotated[
+        int | None, typer.Option("--segments", help="About how many superpixels (slic only).")
+    ] = None,
+    hide_color: Annotated[
+        float | None,
+        typer.Option(
+            "--hide-color", help="Fill of hidden superpixels (default: their mean colour)."
+        ),
+    ] = None,
+    samples: SamplesOption = None,
+    seed: SeedOption = None,
+    features: FeaturesOption = None,
+    label: LabelOption = None,
+    top: Annotated[int, typer.Option("--top", min=1, help="Segments shown and tinted.")] = 5,
+    overlay: Annotated[
+        Path | None,
+        typer.Option("--overlay", help="Also save the image with its top segments tinted."),
+    ] = None,
+    as_json: JsonOption = False,
+    url: UrlOption = DEFAULT_URL,
+    api_key: ApiKeyOption = None,
+) -> None:
+    """Explain one image with LIME and print the superpixels that weigh most.
+
+    With --overlay (.png or .svg), the image is saved with the --top segments tinted: green
+    where they raise the output shown, red where they lower it.
+    """
+    with connect(ExplainabilityClient, url, api_key, timeout=300.0) as client:
+        if segmenter is not None and segmenter not in SEGMENTATIONS:
+            raise InvalidError(
+                f"--segmenter must be {' or '.join(SEGMENTATIONS)}. Got {segmenter!r}.",
+                field="segmenter",
+            )
+        if overlay is not None:
+            _check_overlay(overlay)
+        pixels = read_image(image_path)
+        parameters = _lime_parameters(
+            segmentation=segmenter,
+            n_segments=segments,
+            hide_color=hide_color,
+            n_samples=samples,
+            seed=seed,
+            n_features=features,
+        )
+        answer = client.explain_image(model, version, pixels, parameters=parameters)
+        output = explained_output(answer, label)
+        written = None
+        if overlay is not None:
+            written = _write_overlay(overlay, pixels, overlay_mask(answer, output, top))
+    if as_json:
+        print_json(answer)
+        return
+    console = new_console()
+    console.print(heading(answer, output))
+    console.print(image_table(answer, output, top))
+    console.print(summary(answer, output))
+    if written is not None:
+        console.print(f"Wrote {escape(str(overlay))} ({written} bytes).")
+
+
+def _check_overlay(path: Path) -> None:
+    """Refuse an overlay path that cannot be written before the image is explained."""
+    if path.suffix.lower() not in (".png", ".svg"):
+        raise InvalidError(
+            f"--overlay must end in .png or .svg. Got {path.name!r}.", field="overlay"
+        )
+    if not path.parent.is_dir():
+        raise InvalidError(
+            f"--overlay {path}: the directory {path.parent} does not exist", field="overlay"
+        )
+
+
+def _write_overlay(path: Path, pixels: npt.NDArray[np.float64], mask: npt.NDArray[np.int8]) -> int:
+    """Save the image with the masked segments tinted; returns the bytes written."""
+    from synapsenet.services.explainability.plots import lime_image_overlay  # slow import
+
+    data = lime_image_overlay(pixels, mask, "svg" if path.suffix.lower() == ".svg" else "png")
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise InvalidError(f"--overlay {path} cannot be written: {exc}", field="overlay") from None
+    return len(data)
