@@ -80,7 +80,7 @@ class ChunkCodec:
         # zstd contexts are not thread-safe; each thread gets its own, reused across chunks.
         self._contexts = threading.local()
 
-    def encode(self, raw: bytes) -> bytes:
+    def encode(self, raw: bytes | memoryview) -> bytes:
         """The stored form of the raw chunk ``raw``."""
         if self.compression == "zstd":
             compressor: zstandard.ZstdCompressor | None = getattr(

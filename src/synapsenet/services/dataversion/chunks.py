@@ -21,7 +21,7 @@ protocol before changing the order of any write here.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, closing, nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -44,7 +44,6 @@ from synapsenet.services.dataversion.chunking import (
     address_of_key,
     chunk_address,
     chunk_key,
-    iter_chunks,
 )
 from synapsenet.services.dataversion.entries import ChunkRef, FileEntry, validate_path
 from synapsenet.services.dataversion.packs import (
@@ -54,6 +53,7 @@ from synapsenet.services.dataversion.packs import (
     Record,
     pack_key,
 )
+from synapsenet.services.dataversion.stream_cutter import StreamCutter
 from synapsenet.services.dataversion.sweep import SweepReport, sweep
 
 __all__ = [
@@ -62,7 +62,9 @@ __all__ = [
     "Compression",
     "CorruptDataError",
     "FileEntry",
+    "Observer",
     "SweepReport",
+    "WrittenFile",
     "chunk_address",
     "chunk_key",
     "validate_path",
@@ -77,10 +79,26 @@ _BATCH_BYTES: Final = 256 * KiB
 _SPAN_BYTES: Final = 512 * KiB
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
 """Opens one file's bytes for a write; called when the write reaches that file."""
+Chunk = bytes | memoryview
+Observer = Callable[[str, int, str, Chunk], None]
+"""Called with each chunk a write cuts, in order: path, position in the file, address, bytes."""
 
 
-def _batches(chunks: Iterator[bytes]) -> Iterator[list[bytes]]:
-    batch: list[bytes] = []
+class WrittenFile(NamedTuple):
+    """A file as a write stored it, with what the cutter found in it.
+
+    Attributes:
+        entry: The file's entry (size, hash, chunks).
+        rows_aligned: Whether the file was cut at row ends and every chunk ends at one
+            (see :class:`~.stream_cutter.StreamCutter`); False if not cut by rows.
+    """
+
+    entry: FileEntry
+    rows_aligned: bool
+
+
+def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
+    batch: list[Chunk] = []
     size = 0
     for chunk in chunks:
         batch.append(chunk)
@@ -102,7 +120,7 @@ class _Span(NamedTuple):
 
 
 class _Prepared(NamedTuple):
-    raw: bytes
+    raw: Chunk
     address: str
     blob: bytes | None  # None: stored already
 
@@ -335,6 +353,7 @@ class ChunkStore:
         stream: BinaryIO,
         *,
         params: ChunkingParams = DEFAULT_CHUNKING,
+        rows: bool = False,
         progress: Callable[[int], None] | None = None,
     ) -> FileEntry:
         """Chunk a stream, store its new chunks and describe it as a file entry.
@@ -348,7 +367,7 @@ class ChunkStore:
         """
         validate_path(path)
         (entry,) = self.write_files(
-            [(path, lambda: nullcontext(stream))], params=params, progress=progress
+            [(path, lambda: nullcontext(stream))], params=params, rows=rows, progress=progress
         )
         return entry
 
@@ -357,31 +376,40 @@ class ChunkStore:
         files: Iterable[tuple[str, Path]],
         *,
         params: ChunkingParams = DEFAULT_CHUNKING,
+        rows: bool = False,
         progress: Callable[[int], None] | None = None,
-        accept: Callable[[], None] | None = None,
+        accept: Callable[[Sequence[WrittenFile]], None] | None = None,
+        observe: Observer | None = None,
     ) -> list[FileEntry]:
         """:meth:`write_files` of local files, each opened when the write reaches it.
 
         Args:
             files: ``(path in the version, local file)`` pairs.
             params: The chunk sizes.
+            rows: See :meth:`write_files`.
             progress: See :meth:`write_files`.
             accept: See :meth:`write_files`.
+            observe: See :meth:`write_files`.
         """
         openers = [(path, _opener(local)) for path, local in files]
-        return self.write_files(openers, params=params, progress=progress, accept=accept)
+        return self.write_files(
+            openers, params=params, rows=rows, progress=progress, accept=accept, observe=observe
+        )
 
     def write_files(
         self,
         files: Iterable[tuple[str, Opener]],
         *,
         params: ChunkingParams = DEFAULT_CHUNKING,
+        rows: bool = False,
         progress: Callable[[int], None] | None = None,
-        accept: Callable[[], None] | None = None,
+        accept: Callable[[Sequence[WrittenFile]], None] | None = None,
+        observe: Observer | None = None,
     ) -> list[FileEntry]:
         """Chunk files, store their new chunks in packs and describe them as file entries.
 
-        The calling thread reads and cuts each file; ``workers`` threads hash and compress
+        The calling thread reads and cuts each file (into views of its read buffers, no
+        copies); ``workers`` threads hash and compress
         its chunks, a bounded number of 256 KiB batches at a time, and only chunks that no
         fresh pack of this store holds are compressed and written. New chunks stream into
         packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
@@ -392,9 +420,14 @@ class ChunkStore:
             files: ``(path in the version, opener)`` pairs; each path is checked before
                 its file is opened.
             params: The chunk sizes.
+            rows: Cut at row ends (CSV files: see :class:`~.stream_cutter.StreamCutter`).
             progress: Called with each chunk's size once that chunk is stored.
-            accept: Called once every pack is written and before any index is: raising
-                there (a refused schema, say) deletes the packs and stores nothing.
+            accept: Called with the written files once every pack is written and before
+                any index is: raising there (a refused schema, say) deletes the packs and
+                stores nothing.
+            observe: Called on the calling thread with every chunk as it is cut (the bytes
+                are a view, valid during the call); raising there stops the write as a
+                failed ``accept`` does.
 
         Returns:
             One entry per file, in order: size, whole-file BLAKE3 and chunk list.
@@ -405,31 +438,33 @@ class ChunkStore:
                 the failure are deleted (and a sweep removes any a crash leaves).
         """
         writer = PackWriter(self.store, self.packs, self.pack_size)
-        entries: list[FileEntry] = []
+        written: list[WrittenFile] = []
         self.packs.refresh()
-        records = self._new_records(files, params, progress, writer, entries)
+        records = self._new_records(files, params, rows, progress, observe, writer, written)
         try:
             writer.write(records)
             if accept is not None:
-                accept()
+                accept(written)
             writer.publish()
         except BaseException:
             records.close()
             writer.discard()
             raise
-        return entries
+        return [file.entry for file in written]
 
     def _new_records(
         self,
         files: Iterable[tuple[str, Opener]],
         params: ChunkingParams,
+        rows: bool,
         progress: Callable[[int], None] | None,
+        observe: Observer | None,
         writer: PackWriter,
-        entries: list[FileEntry],
+        written: list[WrittenFile],
     ) -> Generator[Record, None, None]:
         not_before = self._not_before()
 
-        def prepare(batch: list[bytes]) -> list[_Prepared]:
+        def prepare(batch: list[Chunk]) -> list[_Prepared]:
             prepared = []
             for raw in batch:
                 address = chunk_address(raw)
@@ -441,18 +476,22 @@ class ChunkStore:
             validate_path(path)
             hasher = blake3.blake3()
             refs: list[ChunkRef] = []
+            cutter = StreamCutter(params, rows=rows)
             with opener() as stream:
-                batches = _batches(iter_chunks(stream, params))
+                batches = _batches(cutter.cut(stream))
                 for prepared in bounded_map(prepare, batches, self.workers):
                     for raw, address, blob in prepared:
                         hasher.update(raw)
+                        if observe is not None:
+                            observe(path, len(refs), address, raw)
                         refs.append(ChunkRef(address, len(raw)))
                         if blob is not None:
                             yield Record(address, len(raw), blob)
                         if progress is not None:
                             progress(len(raw))
             size = sum(ref.size for ref in refs)
-            entries.append(FileEntry(path, size, hasher.hexdigest(), tuple(refs)))
+            entry = FileEntry(path, size, hasher.hexdigest(), tuple(refs))
+            written.append(WrittenFile(entry, cutter.rows_aligned))
 
     # --- reading files --------------------------------------------------------------------
 

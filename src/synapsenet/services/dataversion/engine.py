@@ -1,8 +1,10 @@
 """DatasetVersioningEngine: datasets, commits, checkout, diff, statistics, fsck and gc.
 
 A commit streams every file through content-defined chunking into the chunk store's packs
-while a second thread infers the schema and column statistics; the packs are published only
-once the schema is accepted (a rejected commit deletes them and stores nothing). It then
+while a second thread checks the files and infers their schema (see
+:mod:`.commit_description`; CSV files are cut at row ends and their statistics reuse those of
+the parent's chunks); the packs are published only once the schema is accepted and the
+statistics are computed (a rejected commit deletes them and stores nothing). It then
 writes the manifest, and only then records the version in one transaction that also writes
 its event. A crash before that transaction leaves at most unreferenced packs, which
 :meth:`gc` removes.
@@ -37,8 +39,11 @@ from synapsenet.services.dataversion.chunks import (
     ChunkStore,
     Compression,
     FileEntry,
+    Observer,
     SweepReport,
+    WrittenFile,
 )
+from synapsenet.services.dataversion.commit_description import CommitDescription
 from synapsenet.services.dataversion.manifest import Manifest, ManifestStore
 from synapsenet.services.dataversion.models import (
     Dataset,
@@ -50,7 +55,6 @@ from synapsenet.services.dataversion.models import (
 from synapsenet.services.dataversion.schema import (
     CompatibilityMode,
     Schema,
-    infer_schema,
     require_compatible,
 )
 from synapsenet.services.dataversion.sources import CommitSource, SourceFile, materialize
@@ -59,9 +63,7 @@ from synapsenet.services.dataversion.tabular import (
     DatasetFormat,
     DatasetStats,
     detect_format,
-    open_batches,
     read_table,
-    table_stats,
 )
 
 EVENT_SOURCE = "/dataversion"
@@ -243,24 +245,35 @@ class DatasetVersioningEngine:
             materialize(source, current.format, name=name) as files,
             ThreadPoolExecutor(1, thread_name_prefix="describe") as pool,
         ):
-            # The schema and statistics pass (pyarrow, which releases the GIL) reads the
-            # files while the chunk store cuts, hashes and compresses them; the chunk store
-            # publishes nothing until the schema is accepted.
-            described = pool.submit(self._describe, current, files)
+            # The format and schema checks (pyarrow, which releases the GIL) read the files
+            # and CSV chunks are parsed while the chunk store cuts, hashes and compresses
+            # them; it publishes nothing until the schema is accepted and the statistics
+            # are known.
+            description = CommitDescription(
+                self.chunks.store, current, files, pool, self._files_of(current.name, expected)
+            )
 
-            def accept() -> None:
-                schema, _stats = described.result()
+            def accept(written: Sequence[WrittenFile]) -> None:
+                schema = description.result()
                 if schema is not None:
                     previous = self._schemas(current.name)
                     if previous:
                         require_compatible(
                             schema, previous, current.compatibility, dataset=current.name
                         )
+                description.finish(written)
 
-            entries = self._store_files(files, progress, accept)
-            schema, stats = described.result()
+            entries = self._store_files(
+                files,
+                progress,
+                accept,
+                rows=description.rows,
+                observe=description.observe if description.rows else None,
+            )
+            schema, stats = description.result(), description.stats
             manifest = Manifest(tuple(entries), {"dataset": current.name})
             root = self.manifests.save(manifest)
+            description.save()
         # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
             current.name,
@@ -283,56 +296,39 @@ class DatasetVersioningEngine:
         """
         current = self.get_dataset(dataset)
         with materialize(source, current.format, name=name) as files:
-            entries = self._store_files(files, None, None)
+            rows = current.format is DatasetFormat.CSV
+            entries = self._store_files(files, None, None, rows=rows)
             return self.manifests.save(Manifest(tuple(entries), {"dataset": current.name}))
 
-    def _describe(
-        self, dataset: Dataset, files: Sequence[SourceFile]
-    ) -> tuple[Schema | None, DatasetStats | None]:
-        if not dataset.format.is_tabular:
-            if dataset.format is DatasetFormat.NUMPY:
-                for file in files:
-                    if detect_format(file.path) is not DatasetFormat.NUMPY:
-                        raise InvalidError(
-                            f"{file.path} is not a .npy file; dataset {dataset.name!r} "
-                            "holds numpy arrays",
-                            field="source",
-                        )
-            return None, None
-        schema: Schema | None = None
-        stats: DatasetStats | None = None
-        for file in files:
-            fmt = detect_format(file.path, require_tabular=True)
-            if fmt is not dataset.format:
-                raise InvalidError(
-                    f"{file.path} is {fmt.value}, but dataset {dataset.name!r} holds "
-                    f"{dataset.format.value} files",
-                    field="source",
+    def _files_of(self, dataset: str, number: int | None) -> builtins.list[FileEntry]:
+        """The files of version ``number`` of ``dataset`` (none for None or a missing one)."""
+        if number is None:
+            return []
+        with self.db.transaction() as session:
+            record = self._dataset(session, dataset)
+            root = session.scalar(
+                select(VersionRecord.root).where(
+                    VersionRecord.dataset_id == record.id, VersionRecord.number == number
                 )
-            reader = open_batches(file.local, fmt)
-            file_stats = table_stats(reader)
-            file_schema = infer_schema(reader.schema)
-            if schema is not None and file_schema != schema:
-                raise InvalidError(
-                    f"{file.path} has columns {list(file_schema.names)}, unlike the other "
-                    f"files of this commit ({list(schema.names)})",
-                    field="source",
-                )
-            schema = file_schema
-            stats = file_stats if stats is None else stats + file_stats
-        return schema, stats
+            )
+        return [] if root is None else list(self.manifests.load(root).files)
 
     def _store_files(
         self,
         files: Sequence[SourceFile],
         progress: Progress | None,
-        accept: Callable[[], None] | None,
+        accept: Callable[[Sequence[WrittenFile]], None] | None,
+        *,
+        rows: bool,
+        observe: Observer | None = None,
     ) -> builtins.list[FileEntry]:
         return self.chunks.write_paths(
             [(file.path, Path(file.local)) for file in files],
             params=self.chunking,
+            rows=rows,
             progress=progress,
             accept=accept,
+            observe=observe,
         )
 
     def _record_version(

@@ -1,0 +1,187 @@
+"""Cutting a stream into chunk views without copying them, optionally at row ends.
+
+:class:`StreamCutter` reads a stream in windows of a few MiB and cuts each window with
+FastCDC (the same cut points as :func:`.chunking.iter_chunks`), handing out ``memoryview``
+slices of the window instead of copies: the window lives as long as a view of it does.
+
+With ``rows=True`` (CSV files) every cut is moved forward to the end of the row it falls in,
+so each chunk holds whole rows and can be parsed on its own: this is what lets a commit
+reuse the statistics of the chunks an earlier version already had (see :mod:`.chunk_stats`).
+A row ends at a newline outside quotes: the cutter takes the first newline past the cut
+with an even number of quote characters between the chunk's start and itself. Counting
+from the chunk's start keeps each cut a function of nearby bytes only, as FastCDC's are.
+The count is exact when the chunk starts outside quotes and quotes inside it as RFC 4180
+says (a field is quoted from its first character to just before a delimiter or line end,
+with quotes inside doubled); :func:`.chunk_stats.rows_problem` checks that for each chunk
+it parses, so that by induction from the stream's start every chunk starts outside quotes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from typing import BinaryIO, Final
+
+from pyfastcdc import FastCDC
+
+from synapsenet.errors import InvalidError
+from synapsenet.services.dataversion.chunking import ChunkingParams, MiB
+
+__all__ = ["StreamCutter"]
+
+WINDOW_BYTES: Final = 1 * MiB
+"""Bytes read from the stream at a time (plus the carried-over tail of the last window)."""
+
+
+class StreamCutter:
+    """Cuts one stream into content-defined chunks, as views of the bytes read.
+
+    Use one cutter per stream: it records what it found in that stream.
+
+    Args:
+        params: FastCDC sizes.
+        rows: Move each cut to the end of its row (CSV). A row longer than
+            ``params.max_size`` past the cut ends the search: that chunk is cut where FastCDC
+            put it and :attr:`rows_aligned` becomes False.
+        quote: The quote character (rows only).
+        window: Bytes per read (at least ``2 * params.max_size``).
+
+    Attributes:
+        rows_aligned: After the stream was cut with ``rows=True``: every chunk ends at a
+            row end (or the end of the stream), and the first row ends in the first chunk.
+            Always False with ``rows=False``.
+    """
+
+    def __init__(
+        self,
+        params: ChunkingParams,
+        *,
+        rows: bool = False,
+        quote: bytes = b'"',
+        window: int = WINDOW_BYTES,
+    ) -> None:
+        if len(quote) != 1 or quote in b"\r\n":
+            raise InvalidError(
+                f"The quote of a StreamCutter must be one byte other than a line end. Got "
+                f"{quote!r} instead.",
+                field="quote",
+            )
+        if window < 2 * params.max_size:
+            raise InvalidError(
+                f"A StreamCutter window must be at least 2 * max_size "
+                f"({2 * params.max_size} bytes). Got {window} instead.",
+                field="window",
+            )
+        self.params = params
+        self.rows = rows
+        self.quote = quote
+        self.window = window
+        self.rows_aligned = rows
+
+    def cut(self, stream: BinaryIO) -> Iterator[memoryview]:
+        """Read ``stream`` to its end and yield its chunks in order, as read-only views.
+
+        Memory stays at about two windows plus whatever views the caller keeps.
+
+        Raises:
+            InvalidError: If ``stream`` is a text stream.
+        """
+        if isinstance(stream, io.TextIOBase):
+            raise InvalidError(
+                "Chunking needs a binary stream, got a text stream; open the file in 'rb' mode.",
+                field="stream",
+            )
+        chunker = FastCDC(
+            self.params.avg_size, min_size=self.params.min_size, max_size=self.params.max_size
+        )
+        # Bytes past a chunk's start that decide where it ends: FastCDC looks up to
+        # max_size ahead, and the row end search as far again.
+        reach = (2 if self.rows else 1) * self.params.max_size + 1
+        window = _Window(stream, self.window)
+        first = True
+        while window.fill(reach):
+            view = window.view
+            if not self.rows:
+                yield from _cut_plain(chunker, window, view)
+                continue
+            start = window.pos
+            cut = start + next(iter(chunker.cut_buf(view[start:]))).length
+            end = cut if cut == len(view) else self._row_end(window, start, cut)
+            if first and window.data.find(b"\n", 0, end) == -1 and end < len(view):
+                self.rows_aligned = False  # the header row does not end in the first chunk
+            first = False
+            window.pos = end
+            yield view[start:end].toreadonly()
+
+    def _row_end(self, window: _Window, start: int, cut: int) -> int:
+        """The first row end at or after ``cut``, or ``cut`` if none is near enough."""
+        data = window.data
+        limit = min(len(data), cut + self.params.max_size)
+        quotes = data.count(self.quote, start, cut - 1)
+        counted = cut - 1
+        newline = data.find(b"\n", counted, limit)
+        while newline != -1:
+            quotes += data.count(self.quote, counted, newline)
+            if quotes % 2 == 0:
+                return newline + 1
+            counted = newline
+            newline = data.find(b"\n", newline + 1, limit)
+        if limit == len(data) and window.eof:
+            return limit  # the last row has no line end
+        self.rows_aligned = False
+        return cut
+
+
+def _cut_plain(chunker: FastCDC, window: _Window, view: memoryview) -> Iterator[memoryview]:
+    # Every chunk but the window's last one ends at a genuine cut point; the last one may
+    # be cut short by the window's end, unless the stream ends there too.
+    start = window.pos
+    pieces = list(chunker.cut_buf(view[start:]))
+    keep = pieces if window.eof else pieces[:-1]
+    for piece in keep:
+        yield piece.data.toreadonly()
+    window.pos = start + sum(piece.length for piece in keep)
+
+
+class _Window:
+    """The bytes of the stream being cut: a bytearray per window, never changed once read."""
+
+    def __init__(self, stream: BinaryIO, size: int) -> None:
+        self.stream = stream
+        self.size = size
+        self.data = bytearray()
+        self.view = memoryview(self.data)
+        self.pos = 0
+        self.eof = False
+
+    def fill(self, reach: int) -> bool:
+        """Have ``reach`` bytes past ``pos`` at hand if the stream has them; False at its end."""
+        while not self.eof and len(self.data) - self.pos < reach:
+            self._refill()
+        return self.pos < len(self.data)
+
+    def _refill(self) -> None:
+        tail = self.view[self.pos :]
+        data = bytearray(len(tail) + self.size)
+        data[: len(tail)] = tail
+        filled = len(tail)
+        view = memoryview(data)
+        while filled < len(data):
+            read = _read_into(self.stream, view[filled:])
+            if not read:
+                self.eof = True
+                break
+            filled += read
+        view.release()
+        if filled < len(data):
+            del data[filled:]
+        self.data, self.view, self.pos = data, memoryview(data), 0
+
+
+def _read_into(stream: BinaryIO, view: memoryview) -> int:
+    readinto = getattr(stream, "readinto", None)
+    if readinto is not None:
+        return int(readinto(view) or 0)
+    data = stream.read(len(view))
+    view[: len(data)] = data
+    return len(data)
