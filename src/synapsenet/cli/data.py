@@ -329,7 +329,8 @@ def gc(
         report = client.gc(grace_seconds=grace, dry_run=dry_run)
     verb = "Would delete" if report.dry_run else "Deleted"
     new_console().print(
-        f"{verb} {report.deleted} chunk(s), {views.size(report.bytes_freed)}; kept "
+        f"{verb} {report.deleted} chunk(s), {views.size(report.bytes_freed)}, and "
+        f"{report.stats_deleted} stale statistics object(s); kept "
         f"{report.kept_referenced} referenced and {report.kept_recent} recent."
     )
 

@@ -25,7 +25,7 @@ MIN_PART_SIZE = 5 * MiB
 """The smallest multipart part S3 accepts (except the last)."""
 """Chunk size of :meth:`ObjectStore.iter_chunks` and of reads from put's file objects."""
 
-ObjectData = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes]
+ObjectData = bytes | bytearray | memoryview | BinaryIO | Iterable[bytes | bytearray | memoryview]
 """What :meth:`ObjectStore.put` stores: bytes, a binary file object read to its end, or an
 iterable of byte chunks."""
 

@@ -12,12 +12,8 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, DateTime, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -27,6 +23,9 @@ from sqlalchemy.types import TypeDecorator
 
 from synapsenet.config import ENV_PREFIX, Settings
 from synapsenet.errors import ConfigurationError, UnavailableError
+
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -195,6 +194,9 @@ class Database:
             ) from exc
 
     def _alembic_config(self) -> AlembicConfig:
+        # Alembic (~11 MB resident) is imported only by what migrates or inspects revisions.
+        from alembic.config import Config as AlembicConfig
+
         config = AlembicConfig()
         location = resources.files("synapsenet") / "migrations"
         config.set_main_option("script_location", str(location))
@@ -207,6 +209,8 @@ class Database:
         Args:
             revision: Alembic revision identifier.
         """
+        from alembic import command
+
         config = self._alembic_config()
         with self.engine.begin() as connection:
             config.attributes["connection"] = connection
@@ -214,11 +218,15 @@ class Database:
 
     def current_revision(self) -> str | None:
         """The revision the database is at, or None before the first migration."""
+        from alembic.runtime.migration import MigrationContext
+
         with self.engine.connect() as connection:
             return MigrationContext.configure(connection).get_current_revision()
 
     def head_revision(self) -> str | None:
         """The newest revision the installed code knows."""
+        from alembic.script import ScriptDirectory
+
         return ScriptDirectory.from_config(self._alembic_config()).get_current_head()
 
     def dispose(self) -> None:

@@ -299,6 +299,29 @@ def test_gc_removes_only_unreferenced_chunks(
     assert engine.chunks.exists(recent.address)
 
 
+def test_gc_removes_the_statistics_of_files_no_version_holds(
+    engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
+) -> None:
+    engine.create_dataset("events", format="csv")
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    frame(2_000).to_csv(first, index=False)
+    frame(2_000, seed=1).to_csv(second, index=False)
+    version = engine.commit("events", first)
+    live = list(objects.list("chunk-stats/"))
+    assert len(live) == 1
+    # A commit that loses the race has stored its file's statistics before it failed.
+    with pytest.raises(ConflictError):
+        engine.commit("events", second, parent=None)
+    orphans = sorted(set(objects.list("chunk-stats/")) - set(live))
+    assert len(orphans) == 1
+    assert engine.gc(grace=timedelta(hours=1)).stats_deleted == 0  # recent: kept
+    assert engine.gc(grace=timedelta(0), force=True, dry_run=True).stats_deleted == 1
+    assert objects.exists(orphans[0])
+    assert engine.gc(grace=timedelta(0), force=True).stats_deleted == 1
+    assert list(objects.list("chunk-stats/")) == live
+    assert engine.stats(version.ref) is not None
+
+
 def test_as_of_needs_an_aware_time(engine: DatasetVersioningEngine) -> None:
     engine.create_dataset("orders", format="parquet")
     before = datetime.now(UTC) - timedelta(seconds=1)

@@ -484,7 +484,7 @@ class ChunkStore:
                         hasher.update(raw)
                         if observe is not None:
                             observe(path, len(refs), address, raw)
-                        refs.append(ChunkRef(address, len(raw)))
+                        refs.append(ChunkRef.trusted(address, len(raw)))  # a BLAKE3 hexdigest
                         if blob is not None:
                             yield Record(address, len(raw), blob)
                         if progress is not None:

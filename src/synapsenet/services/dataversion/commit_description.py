@@ -15,8 +15,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import Executor
 
-import pyarrow as pa
-
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import InvalidError
 from synapsenet.services.dataversion.chunk_stats import CsvChunkStats, CsvFileStats
@@ -28,6 +26,7 @@ from synapsenet.services.dataversion.sources import SourceFile
 from synapsenet.services.dataversion.tabular import (
     DatasetFormat,
     DatasetStats,
+    csv_schema,
     detect_format,
     open_batches,
     table_stats,
@@ -72,7 +71,6 @@ class CommitDescription:
         self._chunk_stats: CsvChunkStats | None = None
         self._file_stats: dict[str, CsvFileStats] = {}
         self._current: CsvFileStats | None = None
-        self._to_save: list[tuple[FileEntry, pa.Table]] = []
         self._described = executor.submit(self.describe)
 
     def result(self) -> Schema | None:
@@ -113,8 +111,10 @@ class CommitDescription:
                     f"{dataset.format.value} files",
                     field="source",
                 )
-            reader = open_batches(file.local, fmt)
-            file_schema = infer_schema(reader.schema)
+            # CSV: the first block's types only (the statistics come from the chunks).
+            reader = open_batches(file.local, fmt) if not self.rows else None
+            arrow_schema = reader.schema if reader is not None else csv_schema(file.local)
+            file_schema = infer_schema(arrow_schema)
             if self.schema is not None and file_schema != self.schema:
                 raise InvalidError(
                     f"{file.path} has columns {list(file_schema.names)}, unlike the other "
@@ -122,10 +122,10 @@ class CommitDescription:
                     field="source",
                 )
             self.schema = file_schema
-            if not self.rows:
+            if reader is not None:
                 self._add(table_stats(reader))
             elif self._chunk_stats is None:
-                self._chunk_stats = CsvChunkStats(self.store, reader.schema)
+                self._chunk_stats = CsvChunkStats(self.store, arrow_schema)
                 self._chunk_stats.remember(entry.content_hash for entry in self.parent)
         return self.schema
 
@@ -150,6 +150,8 @@ class CommitDescription:
     def finish(self, written: Sequence[WrittenFile]) -> None:
         """Compute the statistics of CSV files once they are cut (nothing to do otherwise).
 
+        The per-chunk statistics are stored for later commits as soon as they are known.
+
         Args:
             written: The files as the chunk store wrote them, in the order of ``files``.
 
@@ -168,10 +170,7 @@ class CommitDescription:
             else:
                 stats, table = found
                 self._add(stats)
-                self._to_save.append((file.entry, table))
-
-    def save(self) -> None:
-        """Store the per-chunk statistics :meth:`finish` computed, for later commits."""
-        if self._chunk_stats is not None:
-            for entry, table in self._to_save:
-                self._chunk_stats.save(entry, table)
+                # Stored now, not after the manifest: a cache, which gc removes if the
+                # commit fails, and not worth holding in memory meanwhile.
+                assert self._chunk_stats is not None
+                self._chunk_stats.save(file.entry, table)

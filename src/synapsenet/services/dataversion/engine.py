@@ -13,6 +13,7 @@ its event. A crash before that transaction leaves at most unreferenced packs, wh
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import json
 import os
 import re
@@ -34,6 +35,7 @@ from synapsenet.core.events import Event
 from synapsenet.core.outbox import record_event
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
+from synapsenet.services.dataversion.chunk_stats import sweep_stats
 from synapsenet.services.dataversion.chunking import DEFAULT_CHUNKING, ChunkingParams
 from synapsenet.services.dataversion.chunks import (
     ChunkStore,
@@ -273,7 +275,6 @@ class DatasetVersioningEngine:
             schema, stats = description.result(), description.stats
             manifest = Manifest(tuple(entries), {"dataset": current.name})
             root = self.manifests.save(manifest)
-            description.save()
         # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
             current.name,
@@ -635,11 +636,12 @@ class DatasetVersioningEngine:
     def gc(
         self, *, grace: timedelta | None = None, dry_run: bool = False, force: bool = False
     ) -> SweepReport:
-        """Delete chunks no committed version references.
+        """Delete chunks no committed version references, and the statistics of gone files.
 
         The cutoff is taken before the references are read, and chunks written after
         ``now - grace`` are kept, so a commit in flight (chunks stored, version not yet
-        recorded) never loses its chunks.
+        recorded) never loses its chunks. Per-chunk statistics of CSV files (a cache, see
+        :mod:`.chunk_stats`) go by the same rule.
 
         Args:
             grace: Spare unreferenced chunks younger than this; the engine's ``gc_grace`` by
@@ -663,9 +665,14 @@ class DatasetVersioningEngine:
         with self.db.transaction() as session:
             roots = set(session.scalars(select(VersionRecord.root)))
         referenced: set[str] = set()
+        live_files: set[str] = set()
         for root in roots:
-            referenced |= self.manifests.load(root).addresses
-        return self.chunks.sweep(referenced, older_than=cutoff, dry_run=dry_run)
+            manifest = self.manifests.load(root)
+            referenced |= manifest.addresses
+            live_files.update(entry.content_hash for entry in manifest.files)
+        report = self.chunks.sweep(referenced, older_than=cutoff, dry_run=dry_run)
+        stale = sweep_stats(self.chunks.store, live_files, older_than=cutoff, dry_run=dry_run)
+        return dataclasses.replace(report, stats_deleted=stale)
 
     def deprecate(
         self, ref: str, *, reason: str, impact: dict[str, Any] | None = None

@@ -86,6 +86,18 @@ class ChunkRef:
         validate_digest(self.address)
         _check_int("ChunkRef", "size", self.size, 1)
 
+    @classmethod
+    def trusted(cls, address: str, size: int) -> ChunkRef:
+        """A reference to values the caller has already checked or computed, unchecked.
+
+        For the hot paths that make one per chunk (a write hashing its chunks, a manifest
+        parser checking its fields): about a tenth of the cost of the checking constructor.
+        """
+        ref = object.__new__(cls)
+        object.__setattr__(ref, "address", address)
+        object.__setattr__(ref, "size", size)
+        return ref
+
 
 @dataclass(frozen=True, slots=True)
 class FileEntry:

@@ -456,6 +456,7 @@ class GcPublic(BaseModel):
     kept_referenced: int
     kept_recent: int
     bytes_freed: int
+    stats_deleted: int = 0
 
     @classmethod
     def of(cls, report: SweepReport, *, dry_run: bool) -> GcPublic:
@@ -466,4 +467,5 @@ class GcPublic(BaseModel):
             kept_referenced=report.kept_referenced,
             kept_recent=report.kept_recent,
             bytes_freed=report.bytes_freed,
+            stats_deleted=report.stats_deleted,
         )

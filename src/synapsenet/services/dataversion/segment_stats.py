@@ -165,6 +165,8 @@ class _Segments:
             if pa.types.is_boolean(t):
                 return low_array.cast(t), high_array.cast(t)
             return low_array.view(t), high_array.view(t)
+        if t in _OFFSET_BYTES:
+            return self._ranked_bounds(orderable, empty)
         lows: list[Any] = []
         highs: list[Any] = []
         for (start, size), none in zip(self._spans(), empty, strict=True):
@@ -176,6 +178,29 @@ class _Segments:
             lows.append(result["min"].as_py())
             highs.append(result["max"].as_py())
         return pa.array(lows, type=t), pa.array(highs, type=t)
+
+    def _ranked_bounds(
+        self, values: pa.Array[Any], empty: np.ndarray
+    ) -> tuple[pa.Array[Any], pa.Array[Any]]:
+        """Min and max of strings through the ranks of their distinct values (byte order)."""
+        encoded: Any = pc.dictionary_encode(values)
+        distinct = encoded.dictionary
+        order = pc.sort_indices(distinct).to_numpy()
+        missing = len(distinct)  # ranks run 0 .. len - 1; nulls point past them
+        rank = np.zeros(missing + 1, dtype=np.int64)
+        rank[order] = np.arange(missing, dtype=np.int64)
+        indices = encoded.indices
+        by_rank = rank[pc.fill_null(indices, missing).to_numpy(zero_copy_only=False)]
+        nulls = indices.is_null().to_numpy(zero_copy_only=False)
+        low = self._reduce(np.minimum, np.where(nulls, missing, by_rank))
+        high = self._reduce(np.maximum, np.where(nulls, -1, by_rank))
+        pick: Any = pa.array(order)
+        low_index = pa.array(np.where(empty, 0, low), mask=empty)
+        high_index = pa.array(np.where(empty, 0, high), mask=empty)
+        return (
+            distinct.take(pick.take(low_index)),
+            distinct.take(pick.take(high_index)),
+        )
 
     def _reduce(self, ufunc: np.ufunc, values: np.ndarray) -> np.ndarray:
         out = np.zeros(len(self.sizes), dtype=values.dtype)

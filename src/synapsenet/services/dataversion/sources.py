@@ -19,7 +19,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.feather as feather
-import pyarrow.parquet as pq
 
 from synapsenet.errors import InvalidError
 from synapsenet.services.dataversion.chunks import validate_path
@@ -44,7 +43,9 @@ def _is_in_memory(source: CommitSource) -> bool:
 
 def _write_table(table: pa.Table, fmt: DatasetFormat, target: Path) -> None:
     if fmt is DatasetFormat.PARQUET:
-        pq.write_table(table, target)
+        import pyarrow.parquet  # only here: ~14 MB resident that other formats never need
+
+        pyarrow.parquet.write_table(table, target)
     elif fmt is DatasetFormat.CSV:
         pacsv.write_csv(table, target)
     elif fmt is DatasetFormat.ARROW:

@@ -7,13 +7,15 @@ slices of the window instead of copies: the window lives as long as a view of it
 With ``rows=True`` (CSV files) every cut is moved forward to the end of the row it falls in,
 so each chunk holds whole rows and can be parsed on its own: this is what lets a commit
 reuse the statistics of the chunks an earlier version already had (see :mod:`.chunk_stats`).
-A row ends at a newline outside quotes: the cutter takes the first newline past the cut
-with an even number of quote characters between the chunk's start and itself. Counting
-from the chunk's start keeps each cut a function of nearby bytes only, as FastCDC's are.
-The count is exact when the chunk starts outside quotes and quotes inside it as RFC 4180
-says (a field is quoted from its first character to just before a delimiter or line end,
-with quotes inside doubled); :func:`.chunk_stats.rows_problem` checks that for each chunk
-it parses, so that by induction from the stream's start every chunk starts outside quotes.
+A row ends at a newline outside quotes. The cutter takes the line the cut falls in to start
+a row, and cuts after the first newline past the cut with an even number of quote
+characters since that line's start: a line end, unless a quoted value spans lines. The
+rule reads only bytes near the cut, so cuts stay local functions of the content, as
+FastCDC's are. Whether each chunk does end outside quotes is checked where it matters:
+:mod:`.chunk_stats` parses a chunk on its own only if its quotes pair up and follow RFC 4180
+(a field is quoted from its first character to just before a delimiter or line end, with
+quotes inside doubled), so by induction from the stream's start every chunk it parses or
+reuses starts at a row; a file with a chunk that fails is read in one pass instead.
 """
 
 from __future__ import annotations
@@ -47,9 +49,9 @@ class StreamCutter:
         window: Bytes per read (at least ``2 * params.max_size``).
 
     Attributes:
-        rows_aligned: After the stream was cut with ``rows=True``: every chunk ends at a
-            row end (or the end of the stream), and the first row ends in the first chunk.
-            Always False with ``rows=False``.
+        rows_aligned: After the stream was cut with ``rows=True``: every chunk ends after
+            a newline taken to end a row (see the module) or at the end of the stream, and
+            the first line ends in the first chunk. Always False with ``rows=False``.
     """
 
     def __init__(
@@ -117,9 +119,9 @@ class StreamCutter:
         """The first row end at or after ``cut``, or ``cut`` if none is near enough."""
         data = window.data
         limit = min(len(data), cut + self.params.max_size)
-        quotes = data.count(self.quote, start, cut - 1)
-        counted = cut - 1
-        newline = data.find(b"\n", counted, limit)
+        counted = data.rfind(b"\n", start, cut - 1) + 1 or start  # the cut line's start
+        quotes = 0
+        newline = data.find(b"\n", cut - 1, limit)
         while newline != -1:
             quotes += data.count(self.quote, counted, newline)
             if quotes % 2 == 0:

@@ -78,6 +78,8 @@ class SweepReport:
             bytes of deleted packs that had no index.
         packs_rewritten: Packs whose referenced chunks were copied into a new pack.
         packs_deleted: Packs deleted whole (nothing referenced, or no index).
+        stats_deleted: Per-chunk statistics objects of files no version holds (see
+            :mod:`.chunk_stats`), deleted by the engine's gc.
     """
 
     deleted: int
@@ -86,6 +88,7 @@ class SweepReport:
     bytes_freed: int
     packs_rewritten: int = 0
     packs_deleted: int = 0
+    stats_deleted: int = 0
 
 
 def sweep(

@@ -27,7 +27,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.json as pa_json
-import pyarrow.parquet as pq
 
 from synapsenet.errors import InvalidError, NotFoundError
 from synapsenet.services.dataversion._stats import (
@@ -231,7 +230,7 @@ def read_table(source: Source, fmt: DatasetFormat | None = None) -> pa.Table:
         if fmt is DatasetFormat.CSV:
             return pa_csv.read_csv(arrow_source, convert_options=_csv_conversion())
         if fmt is DatasetFormat.PARQUET:
-            return pq.read_table(arrow_source)
+            return cast(pa.Table, _parquet().read_table(arrow_source))
         if fmt is DatasetFormat.JSONL:
             return pa_json.read_json(arrow_source)
         if fmt is DatasetFormat.JSON:
@@ -285,7 +284,7 @@ def open_batches(
             json_options = pa_json.ReadOptions(block_size=block_size)
             reader = pa_json.open_json(arrow_source, read_options=json_options)
         elif fmt is DatasetFormat.PARQUET:
-            parquet = pq.ParquetFile(arrow_source)
+            parquet = _parquet().ParquetFile(arrow_source)
             reader = pa.RecordBatchReader.from_batches(
                 parquet.schema_arrow, parquet.iter_batches(batch_size=batch_rows)
             )
@@ -303,6 +302,33 @@ def open_batches(
                 f"Format {fmt.name} is not tabular; cannot read '{name}' as a table."
             )
     return pa.RecordBatchReader.from_batches(reader.schema, _guarded(reader, name, fmt))
+
+
+def csv_schema(source: str | os.PathLike[str]) -> pa.Schema:
+    """The column types :func:`open_batches` infers for a CSV file, from its first block.
+
+    Reads one block and nothing ahead (the streaming reader's read-ahead would hold tens
+    of MB for a schema).
+
+    Raises:
+        InvalidError: If the file's first block is not CSV.
+        NotFoundError: If the path does not exist.
+    """
+    name = os.fspath(source)
+    options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=False)
+    with _reading(name, DatasetFormat.CSV):
+        reader = pa_csv.open_csv(name, read_options=options, convert_options=_csv_conversion())
+        try:
+            return reader.schema
+        finally:
+            reader.close()
+
+
+def _parquet() -> Any:
+    """``pyarrow.parquet``, imported on first use: ~14 MB resident that CSV work never needs."""
+    import pyarrow.parquet
+
+    return pyarrow.parquet
 
 
 def _csv_conversion() -> pa_csv.ConvertOptions:
