@@ -1,0 +1,339 @@
+"""Tests of StreamCutter: FastCDC chunks as views of read windows, optionally cut at row ends.
+
+The oracle for plain cutting is :func:`chunking.chunk_bytes`; for row cutting it is the
+FastCDC cut of each chunk moved to the first row end at or after it, with the row ends
+known from how the CSV sample was built (and its records checked with the ``csv`` module).
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import random
+from typing import BinaryIO, cast
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from synapsenet.errors import InvalidError
+from synapsenet.services.dataversion.chunking import (
+    ChunkingParams,
+    KiB,
+    MiB,
+    chunk_address,
+    chunk_bytes,
+)
+from synapsenet.services.dataversion.stream_cutter import WINDOW_BYTES, StreamCutter
+from tests.services.dataversion.csv_samples import CsvRows, CsvSample, Line, csv_records
+
+SMALL = ChunkingParams(min_size=64, avg_size=256, max_size=KiB)
+ROWS = ChunkingParams(min_size=256, avg_size=KiB, max_size=4 * KiB)
+
+
+class ShortReads(io.RawIOBase):
+    """A stream whose reads return at most ``step`` bytes, as sockets and pipes do."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        super().__init__()
+        self._data = memoryview(data)
+        self._step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        count = min(len(buffer), self._step, len(self._data))
+        buffer[:count] = self._data[:count]
+        self._data = self._data[count:]
+        return count
+
+
+class ReadOnly:
+    """A stream with ``read`` (at most ``step`` bytes at a time) and no ``readinto``."""
+
+    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
+        self._stream = io.BytesIO(data)
+        self._step = step
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(min(size, self._step))
+
+
+def cut(
+    data: bytes,
+    params: ChunkingParams,
+    *,
+    rows: bool = False,
+    window: int | None = None,
+    stream: object = None,
+    quote: bytes = b'"',
+) -> tuple[list[bytes], bool]:
+    """The chunks (copied once the cut is over: the views must stay valid) and rows_aligned."""
+    cutter = StreamCutter(
+        params, rows=rows, quote=quote, window=WINDOW_BYTES if window is None else window
+    )
+    source = io.BytesIO(data) if stream is None else stream
+    views = list(cutter.cut(cast(BinaryIO, source)))
+    assert all(isinstance(view, memoryview) and view.readonly for view in views)
+    return [bytes(view) for view in views], cutter.rows_aligned
+
+
+def expected_row_chunks(
+    data: bytes, params: ChunkingParams, row_ends: list[int]
+) -> tuple[list[bytes], bool]:
+    """The chunks a row cutter should give, from FastCDC and the true row ends.
+
+    Each chunk ends at the first row end at or after its FastCDC cut if that is at most
+    ``max_size`` past the cut, else at the end of the data if that is at most as far;
+    otherwise the cutter gives up on rows: that chunk ends at the cut, later chunks may
+    start inside a row, and only the chunks up to there are predicted.
+    """
+    chunks: list[bytes] = []
+    start = 0
+    while start < len(data):
+        fastcdc = start + len(chunk_bytes(data[start : start + params.max_size], params)[0])
+        following = bisect.bisect_left(row_ends, fastcdc)
+        if fastcdc == len(data):
+            end = fastcdc
+        elif following < len(row_ends) and row_ends[following] <= fastcdc + params.max_size:
+            end = row_ends[following]
+        elif len(data) <= fastcdc + params.max_size:
+            end = len(data)
+        else:
+            chunks.append(data[start:fastcdc])
+            return chunks, False
+        chunks.append(data[start:end])
+        start = end
+    return chunks, True
+
+
+def assert_cut_at_rows(sample: CsvSample, chunks: list[bytes], aligned: bool) -> None:
+    data = sample.data
+    assert b"".join(chunks) == data
+    assert aligned
+    ends = set(sample.row_ends)
+    offsets = [sum(map(len, chunks[: i + 1])) for i in range(len(chunks))]
+    assert all(offset in ends for offset in offsets[:-1])
+    assert all(0 < len(chunk) <= 2 * ROWS.max_size for chunk in chunks)
+
+
+# --- arguments ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("quote", [b"", b"''", b"\n", b"\r"])
+def test_a_quote_that_is_not_one_byte_other_than_a_line_end_is_refused(quote: bytes) -> None:
+    with pytest.raises(InvalidError, match="quote of a StreamCutter") as caught:
+        StreamCutter(SMALL, rows=True, quote=quote)
+    assert caught.value.field == "quote"
+
+
+def test_a_window_smaller_than_two_max_sizes_is_refused() -> None:
+    with pytest.raises(InvalidError, match=r"at least 2 \* max_size \(2048 bytes\)") as caught:
+        StreamCutter(SMALL, window=2 * KiB - 1)
+    assert caught.value.field == "window"
+    assert StreamCutter(SMALL, window=2 * KiB).window == 2 * KiB
+
+
+def test_text_streams_are_refused() -> None:
+    cutter = StreamCutter(SMALL)
+    with pytest.raises(InvalidError, match="binary stream") as caught:
+        list(cutter.cut(cast(BinaryIO, io.StringIO("a,b\n"))))
+    assert caught.value.field == "stream"
+
+
+def test_an_empty_stream_gives_no_chunks() -> None:
+    assert cut(b"", SMALL) == ([], False)
+    assert cut(b"", SMALL, rows=True) == ([], True)
+    assert cut(b"", SMALL, stream=ReadOnly(b"")) == ([], False)
+
+
+# --- plain cutting --------------------------------------------------------------------------
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    data=st.binary(max_size=12_000),
+    window=st.integers(min_value=2 * KiB, max_value=9 * KiB),
+    step=st.integers(min_value=1, max_value=5000),
+)
+def test_plain_cuts_are_fastcdc_cuts_whatever_the_window_and_read_sizes(
+    data: bytes, window: int, step: int
+) -> None:
+    expected = chunk_bytes(data, SMALL)
+    assert cut(data, SMALL, window=window) == (expected, False)
+    assert cut(data, SMALL, window=window, stream=ShortReads(data, step)) == (expected, False)
+    assert cut(data, SMALL, window=window, stream=ReadOnly(data, step)) == (expected, False)
+
+
+def test_plain_cuts_of_several_windows_with_default_sizes_are_fastcdc_cuts() -> None:
+    data = random.Random(1).randbytes(3 * MiB + 12_345)
+    chunks, aligned = cut(data, ChunkingParams(), stream=ShortReads(data, 100_000))
+    assert chunks == chunk_bytes(data)
+    assert not aligned
+
+
+def test_random_bytes_cut_by_rows_still_reassemble() -> None:
+    # No structure at all: quotes and newlines at random. The cut points may give up on
+    # rows, but the bytes always come back whole and chunks stay within two max sizes.
+    for seed in range(20):
+        data = random.Random(seed).randbytes(20_000)
+        chunks, _ = cut(data, SMALL, rows=True, window=2 * KiB + seed)
+        assert b"".join(chunks) == data
+        assert all(0 < len(chunk) <= 2 * SMALL.max_size for chunk in chunks)
+
+
+# --- cutting at rows ------------------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    rows=st.integers(min_value=0, max_value=250),
+    crlf=st.sampled_from([0.0, 0.3, 1.0]),
+    empty_lines=st.sampled_from([0.0, 0.1]),
+    trailing_newline=st.booleans(),
+    window=st.sampled_from([8 * KiB, 8 * KiB + 1, 13 * KiB, WINDOW_BYTES]),
+    step=st.integers(min_value=1, max_value=20_000),
+)
+def test_rows_cuts_end_at_row_ends_of_generated_csv(
+    seed: int,
+    rows: int,
+    crlf: float,
+    empty_lines: float,
+    trailing_newline: bool,
+    window: int,
+    step: int,
+) -> None:
+    generator = CsvRows(seed, crlf=crlf, long_strings=0.05)
+    sample = generator.sample(rows, empty_lines=empty_lines, trailing_newline=trailing_newline)
+    data = sample.data
+    assert csv_records(data) == sample.records  # the row ends are those of a CSV reader
+    expected = expected_row_chunks(data, ROWS, sample.row_ends)
+    chunks, aligned = cut(data, ROWS, rows=True, window=window, stream=ShortReads(data, step))
+    assert (chunks, aligned) == expected
+    assert_cut_at_rows(sample, chunks, aligned)
+    assert cut(data, ROWS, rows=True, stream=ReadOnly(data, step)) == expected
+
+
+_FIELD = st.text(alphabet='ab,"\n\r é', max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    table=st.lists(st.lists(_FIELD | st.none(), min_size=1, max_size=4), max_size=120),
+    seed=st.integers(min_value=0, max_value=1000),
+    trailing_newline=st.booleans(),
+)
+def test_rows_cuts_follow_quoting_of_any_field_values(
+    table: list[list[str | None]], seed: int, trailing_newline: bool
+) -> None:
+    generator = CsvRows(seed, crlf=0.5)
+    lines: list[Line] = []
+    for values in table:
+        lines.append(generator.line(values) if values != [None] else generator.empty_line())
+    sample = CsvSample(tuple(lines), trailing_newline=trailing_newline or not lines)
+    data = sample.data
+    assert csv_records(data) == sample.records
+    expected = expected_row_chunks(data, SMALL, sample.row_ends)
+    assert expected[1]  # rows are shorter than max_size
+    assert cut(data, SMALL, rows=True, window=2 * KiB + seed) == expected
+
+
+def test_rows_cuts_honour_another_quote_character() -> None:
+    sample = CsvRows(5, quote="'").sample(300)
+    data = sample.data
+    assert csv_records(data, quote="'") == sample.records
+    chunks, aligned = cut(data, ROWS, rows=True, quote=b"'")
+    assert (chunks, aligned) == expected_row_chunks(data, ROWS, sample.row_ends)
+    assert_cut_at_rows(sample, chunks, aligned)
+    # Read with the wrong quote, quoted line ends look like row ends: some cut falls inside
+    # a quoted value, and the bytes still come back whole.
+    wrong, _ = cut(data, ROWS, rows=True)
+    assert b"".join(wrong) == data
+    wrong_ends = {sum(map(len, wrong[: i + 1])) for i in range(len(wrong) - 1)}
+    assert not wrong_ends <= set(sample.row_ends)
+
+
+def test_a_csv_without_any_line_end_is_one_chunk_if_short_enough() -> None:
+    data = b"a,b,c"
+    assert cut(data, SMALL, rows=True) == ([data], True)
+
+
+def test_a_last_row_without_line_end_within_max_size_ends_the_last_chunk() -> None:
+    generator = CsvRows(8, crlf=0.0, quoted_newlines=False)
+    sample = generator.sample(120, trailing_newline=False)
+    chunks, aligned = cut(sample.data, ROWS, rows=True)
+    assert (chunks, aligned) == expected_row_chunks(sample.data, ROWS, sample.row_ends)
+    assert chunks[-1].endswith(sample.lines[-1].text.rstrip(b"\r\n"))
+
+
+def _with_long_line(sample: CsvSample, index: int, length: int) -> CsvSample:
+    long = Line(("x" * length,), b"x" * length + b"\n")
+    lines = list(sample.lines)
+    lines[index] = long
+    return CsvSample(tuple(lines), sample.trailing_newline)
+
+
+@pytest.mark.parametrize("where", ["header", "middle", "last"])
+def test_a_row_longer_than_max_size_gives_up_on_rows_and_still_round_trips(where: str) -> None:
+    sample = CsvRows(3).sample(400)
+    index = {"header": 0, "middle": 200, "last": len(sample.lines) - 1}[where]
+    long = _with_long_line(sample, index, 3 * ROWS.max_size)
+    long = CsvSample(long.lines, trailing_newline=where != "last")
+    data = long.data
+    chunks, aligned = cut(data, ROWS, rows=True)
+    assert b"".join(chunks) == data
+    assert not aligned
+    expected, expected_aligned = expected_row_chunks(data, ROWS, long.row_ends)
+    assert not expected_aligned
+    assert chunks[: len(expected)] == expected
+    assert all(len(chunk) <= 2 * ROWS.max_size for chunk in chunks)
+
+
+def test_a_header_that_does_not_end_in_the_first_chunk_is_not_row_aligned() -> None:
+    header = ",".join(f"column_{i}" for i in range(800)).encode() + b"\n"
+    assert len(header) > 2 * ROWS.max_size
+    data = header + b"1,2\n" * 100
+    chunks, aligned = cut(data, ROWS, rows=True)
+    assert not aligned
+    assert b"\n" not in chunks[0]
+    assert b"".join(chunks) == data
+
+
+def test_a_row_just_under_max_size_past_the_cut_keeps_rows_aligned() -> None:
+    sample = CsvRows(4, quoted_newlines=False).sample(200)
+    long = _with_long_line(sample, 100, ROWS.max_size - 10)
+    chunks, aligned = cut(long.data, ROWS, rows=True)
+    assert (chunks, aligned) == expected_row_chunks(long.data, ROWS, long.row_ends)
+    assert aligned
+
+
+def test_rows_cuts_are_deterministic_and_independent_of_the_window() -> None:
+    data = CsvRows(11, long_strings=0.02).sample(4000).data
+    first = cut(data, ROWS, rows=True)
+    assert first[1]
+    assert cut(data, ROWS, rows=True) == first
+    assert cut(data, ROWS, rows=True, window=2 * ROWS.max_size) == first
+    assert cut(data, ROWS, rows=True, stream=ShortReads(data, 777)) == first
+
+
+def test_an_edit_in_the_middle_of_a_large_csv_changes_only_nearby_chunks() -> None:
+    params = ChunkingParams(min_size=KiB, avg_size=4 * KiB, max_size=16 * KiB)
+    generator = CsvRows(21)
+    sample = generator.sample(20_000)
+    lines = list(sample.lines)
+    lines[10_000] = generator.row(99_999)  # an edit
+    lines.insert(15_000, generator.row(100_000))  # an insert
+    del lines[5_000]  # a delete
+    edited = CsvSample(tuple(lines))
+    before, aligned_before = cut(sample.data, params, rows=True)
+    after, aligned_after = cut(edited.data, params, rows=True)
+    assert aligned_before
+    assert aligned_after
+    assert len(sample.data) > WINDOW_BYTES  # cut across several read windows
+    known = {chunk_address(chunk) for chunk in before}
+    new = [chunk for chunk in after if chunk_address(chunk) not in known]
+    assert len(after) > 200
+    assert len(new) <= 12
+    assert sum(map(len, new)) < 0.02 * len(edited.data)
