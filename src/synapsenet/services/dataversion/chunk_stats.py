@@ -62,6 +62,7 @@ _MERGE_BATCHES: Final = 32
 _NEWLINE: Final = ord("\n")
 _RETURN: Final = ord("\r")
 _QUOTE: Final = ord('"')
+_BOM: Final = "\ufeff".encode()
 _DELIMITER: Final = ord(",")
 _NEIGHBOURS = np.zeros(256, dtype=bool)  # bytes that may stand next to a quote
 _NEIGHBOURS[[_DELIMITER, _NEWLINE, _RETURN, _QUOTE]] = True
@@ -293,15 +294,23 @@ class CsvChunkStats:
         if problem is not None:
             raise _NotRowsError(problem)
         counts, quoted_newlines = scan.row_counts(ends)
+        if quoted_newlines:
+            # The tabular readers split CSV at every newline (pyarrow's default), so a
+            # version whose values hold line ends could not be loaded back as a table:
+            # the full pass refuses such files as before.
+            raise _NotRowsError("a quoted value spans lines")
         if not data:
             return segment_stats(self.schema.empty_table(), counts)
         conversion = _csv_conversion()
         conversion.column_types = self.schema
+        if data.startswith(_BOM):
+            # The reader drops a byte order mark at the start of its input; here it is a
+            # value's first character. An empty line before it is skipped instead.
+            data = b"\n" + data
         source: Any = pa.py_buffer(data)
         table = pa_csv.read_csv(
             source,
             read_options=pa_csv.ReadOptions(column_names=self.schema.names),
-            parse_options=pa_csv.ParseOptions(newlines_in_values=quoted_newlines),
             convert_options=conversion,
         )
         if table.num_rows != int(counts.sum()):

@@ -47,6 +47,8 @@ def _high(i: int) -> str:
 
 def _bound_type(t: pa.DataType) -> pa.DataType:
     """The type min/max of a column of type ``t`` are kept in (null: no order)."""
+    while isinstance(t, pa.DictionaryType):
+        t = t.value_type  # summarised decoded, as table_stats does
     orderable = _orderable(pa.array([], type=t))
     return pa.null() if orderable is None else orderable.type
 
@@ -99,7 +101,7 @@ def segment_stats(table: pa.Table, counts: Sequence[int] | np.ndarray) -> pa.Tab
 class _Segments:
     def __init__(self, sizes: np.ndarray) -> None:
         self.sizes = sizes
-        self.starts = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.starts = np.cumsum(sizes) - sizes
         self.filled = sizes > 0
         # np.*.reduceat over the non-empty segments only: an empty segment has no values,
         # and reduceat would hand it its neighbour's first value instead.
