@@ -51,6 +51,9 @@ log = logging.getLogger(__name__)
 
 STATS_PREFIX: Final = "chunk-stats/"
 """Every per-chunk statistics object's key starts with this."""
+# Part of every fingerprint: bump it whenever what a chunk's statistics mean changes (the
+# CSV conversion options of tabular._csv_conversion, segment_stats, the stored columns), so
+# that no commit reuses statistics computed the old way.
 _LAYOUT_VERSION: Final = b"synapsenet.chunk-stats/1"
 _ADDRESS: Final = "address"
 _FIRST: Final = "first"
@@ -267,7 +270,10 @@ class CsvChunkStats:
         combined = pa.concat_tables([self.layout.empty_table(), *self._known, *parsed])
         indices = np.array(picks, dtype=np.int64)
         indices[indices < 0] = self._known_rows - 1 - indices[indices < 0]
-        rows = combined.take(pa.array(indices, pa.int64()))
+        if np.array_equal(indices, np.arange(combined.num_rows)):
+            rows = combined  # a first commit: every chunk parsed, in order; no copy
+        else:
+            rows = combined.take(pa.array(indices, pa.int64()))
         addresses = pa.py_buffer(bytes.fromhex("".join(ref.address for ref in entry.chunks)))
         firsts = np.zeros(len(entry.chunks), dtype=bool)
         firsts[:1] = True
