@@ -172,6 +172,18 @@ def csv_records(data: bytes, *, quote: str = '"') -> list[list[str]]:
     return [record for record in reader if record]
 
 
+def true_row_ends(data: bytes, *, quote: bytes = b'"') -> set[int]:
+    """Offsets just past every newline outside quotes: where a CSV reader's records end."""
+    ends: set[int] = set()
+    quoted = False
+    for offset, byte in enumerate(data):
+        if byte == quote[0]:
+            quoted = not quoted
+        elif byte == ord("\n") and not quoted:
+            ends.add(offset + 1)
+    return ends
+
+
 def grown(rows: CsvRows, sample: CsvSample, *, appended: int, edited: int) -> CsvSample:
     """The next version of ``sample``: ``edited`` random rows rewritten, ``appended`` added."""
     lines = list(sample.lines)

@@ -6,6 +6,7 @@ the parsing is counted to show that a commit parses only the chunks its parent l
 
 from __future__ import annotations
 
+import itertools
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +22,7 @@ from synapsenet.errors import ConflictError, InvalidError
 from synapsenet.services.dataversion.chunk_stats import (
     STATS_PREFIX,
     CsvChunkStats,
+    _Batch,
     stats_file_hash,
 )
 from synapsenet.services.dataversion.chunking import ChunkingParams, KiB, MiB
@@ -36,7 +38,7 @@ from synapsenet.services.dataversion.tabular import (
     open_batches,
     table_stats,
 )
-from tests.services.dataversion.csv_samples import CsvRows, CsvSample, grown
+from tests.services.dataversion.csv_samples import CsvRows, CsvSample, grown, true_row_ends
 
 PARAMS = ChunkingParams(min_size=2 * KiB, avg_size=8 * KiB, max_size=32 * KiB)
 
@@ -53,9 +55,9 @@ def parsed(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     sizes: list[int] = []
     parse = CsvChunkStats._parse
 
-    def counting(self: CsvChunkStats, parts: list[tuple[bytes, bool]]) -> pa.Table:
-        sizes.extend(len(data) for data, _ in parts)
-        return parse(self, parts)
+    def counting(self: CsvChunkStats, batch: _Batch) -> pa.Table:
+        sizes.extend(end - start for start, end in itertools.pairwise([0, *batch.ends]))
+        return parse(self, batch)
 
     monkeypatch.setattr(CsvChunkStats, "_parse", counting)
     return sizes
@@ -156,57 +158,75 @@ def test_a_commit_with_a_malformed_row_after_the_first_block_stores_nothing(
         full_pass(bad)
 
 
-def test_quoted_values_over_several_lines_get_correct_statistics(
-    engine: DatasetVersioningEngine, tmp_path: Path
+def test_quoted_values_over_several_lines_get_the_statistics_of_a_full_pass(
+    engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path, parsed: list[int]
 ) -> None:
+    # Chunks are parsed on their own only without line ends in quoted values; a small file
+    # with some is read whole instead, as the readers load it, and nothing is kept for reuse.
     engine.create_dataset("notes", format="csv")
     generator = CsvRows(3, crlf=0.3)
-    small = generator.sample(2_000)
-    assert any("\n" in value for record in small.records for value in record)
+    sample = generator.sample(2_000)
+    assert any("\n" in value for record in sample.records for value in record)
     path = tmp_path / "notes.csv"
-    path.write_bytes(small.data)
+    path.write_bytes(sample.data)
+    assert path.stat().st_size < MiB
     version = engine.commit("notes", path)
-    assert engine.stats(version.ref) == full_pass(path) == full_pass_with_quoted_line_ends(path)
-    # Past the first 1 MiB block a full pass of the streaming reader cannot tell quoted line
-    # ends from row ends; the per-chunk statistics can, so they match a newline-aware pass.
-    large = grown(generator, small, appended=25_000, edited=10)
-    path.write_bytes(large.data)
-    assert path.stat().st_size > 2 * MiB
-    version = engine.commit("notes", path)
-    assert engine.stats(version.ref) == full_pass_with_quoted_line_ends(path)
-    out = tmp_path / "out"
-    engine.checkout(version.ref, out)
-    assert (out / "notes.csv").read_bytes() == large.data
+    expected = full_pass(path)
+    assert engine.stats(version.ref) == expected == full_pass_with_quoted_line_ends(path)
+    assert expected.rows == len(sample.records) - 1 == 2_000
+    assert sum(parsed) > 0  # tried, then found out
+    (entry,) = engine.manifest(version.ref).files
+    assert stats_keys(objects, entry.content_hash) == []
+    assert engine.load_table(version.ref).num_rows == 2_000
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidError,
-    reason="BUG: a commit accepts a CSV with quoted line ends past its first 1 MiB block (its "
-    "statistics come from the chunks), but read_table and open_batches parse without "
-    "newlines_in_values, so load_table of that version fails (and so does the full-pass "
-    "fallback for such a file when its chunks are not cut at rows)",
-)
+def _multi_line_rows(count: int) -> bytes:
+    """A CSV of ``count`` rows whose text values span four lines each."""
+    rows = b"".join(b'%d,"line 1\nline 2\nline 3\nline 4",%d\n' % (i, i % 7) for i in range(count))
+    return b"id,text,n\n" + rows
+
+
 def test_a_committed_csv_with_quoted_line_ends_loads_as_a_table(
-    engine: DatasetVersioningEngine, tmp_path: Path
+    engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
 ) -> None:
     engine.create_dataset("notes", format="csv")
-    # Most line ends are inside quotes: the 1 MiB blocks of a reader that does not expect
-    # them end inside a value.
-    rows = b"".join(b'%d,"line 1\nline 2\nline 3\nline 4",%d\n' % (i, i % 7) for i in range(80_000))
+    # Most line ends are inside quotes, and many cuts fall inside values: the full pass
+    # gives the statistics, and the version loads as the table it describes.
     path = tmp_path / "notes.csv"
-    path.write_bytes(b"id,text,n\n" + rows)
-    assert path.stat().st_size > 2 * MiB
+    path.write_bytes(_multi_line_rows(20_000))
+    assert path.stat().st_size < MiB
     version = engine.commit("notes", path)
-    assert engine.stats(version.ref) == full_pass_with_quoted_line_ends(path)
-    assert engine.load_table(version.ref).num_rows == 80_000
+    (entry,) = engine.manifest(version.ref).files
+    ends = set(itertools.accumulate(ref.size for ref in entry.chunks))
+    assert not ends <= true_row_ends(path.read_bytes())  # some cut inside a value
+    assert engine.stats(version.ref) == full_pass(path) == full_pass_with_quoted_line_ends(path)
+    assert version.rows == 20_000
+    assert stats_keys(objects, entry.content_hash) == []
+    table = engine.load_table(version.ref)
+    assert table.num_rows == 20_000
+    assert table["text"][12_345].as_py() == "line 1\nline 2\nline 3\nline 4"
+    # Past the first 1 MiB block the readers split such a file inside its values: the
+    # commit is refused, naming the file, as the full pass fails, and nothing is stored.
+    large = tmp_path / "large" / "notes.csv"
+    large.parent.mkdir()
+    large.write_bytes(_multi_line_rows(80_000))
+    assert large.stat().st_size > 2 * MiB
+    before = published(objects)
+    with pytest.raises(InvalidError, match=r"Cannot read '[^']*notes\.csv' as CSV") as caught:
+        engine.commit("notes", large)
+    assert caught.value.field == "file"
+    assert published(objects) == before
+    assert [v.number for v in engine.log("notes")] == [version.number]
+    assert engine.get_dataset("notes").head == version.number
+    with pytest.raises(InvalidError):
+        full_pass(large)
 
 
 def test_files_of_one_commit_pool_their_statistics(
     engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path, parsed: list[int]
 ) -> None:
     engine.create_dataset("parts", format="csv")
-    generator = CsvRows(4)
+    generator = CsvRows(4, quoted_newlines=False)
     samples = [generator.sample(3_000), generator.sample(2_000)]
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -325,17 +345,10 @@ def test_a_description_of_other_formats_ignores_chunks(
         description.observe("t.parquet", 0, "0" * 64, b"ignored")
         assert description.result() is not None
         description.finish([])
-        description.save()
     assert description.stats == table_stats(table)
     assert list(objects.list()) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: chunk_stats says gc deletes the per-chunk statistics of files no version "
-    "holds, but gc sweeps only chunks and packs: those of a commit refused after they were "
-    "saved (a conflict) stay forever",
-)
 def test_gc_deletes_the_statistics_of_files_no_version_holds(
     engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
 ) -> None:
@@ -353,6 +366,14 @@ def test_gc_deletes_the_statistics_of_files_no_version_holds(
     held = {
         entry.content_hash for v in engine.log("orders") for entry in engine.manifest(v.ref).files
     }
-    engine.gc(grace=timedelta(0), force=True)
+    stale = set(objects.list(STATS_PREFIX))
+    assert {stats_file_hash(key) for key in stale} > held  # the refused commit's too
+    stale = {key for key in stale if stats_file_hash(key) not in held}
+    dry = engine.gc(grace=timedelta(0), dry_run=True)
+    assert dry.stats_deleted == len(stale)
+    assert stale <= set(objects.list(STATS_PREFIX))
+    assert engine.gc().stats_deleted == 0  # written within the engine's grace: kept
+    report = engine.gc(grace=timedelta(0), force=True)
+    assert report.stats_deleted == len(stale) == 1
     left = {stats_file_hash(key) for key in objects.list(STATS_PREFIX)}
     assert left == held

@@ -190,12 +190,6 @@ def test_empty_segments_of_no_rows_pool_to_empty_stats() -> None:
     assert pool_segments(segments.slice(0, 0), table.schema) == table_stats(table)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="BUG: with no segments at all, _Segments.starts has one entry too many and the "
-    "per-segment loop over strings (and other non-numeric types) fails",
-)
 def test_no_segments_at_all_give_an_empty_segment_table() -> None:
     table = pa.table({"n": pa.array([], pa.int64()), "s": pa.array([], pa.string())})
     segments = segment_stats(table, [])
@@ -203,17 +197,15 @@ def test_no_segments_at_all_give_an_empty_segment_table() -> None:
     assert pool_segments(segments, table.schema) == table_stats(table)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=pa.ArrowNotImplementedError,
-    reason="BUG: segment_schema keeps no bounds (null type) for dictionary columns, but "
-    "segment_stats computes them on the decoded values and cannot cast them to null",
-)
 def test_dictionary_columns_pool_as_their_decoded_values() -> None:
     values = pa.array(["b", None, "a", "c"]).dictionary_encode()
     table = pa.table({"d": values})
-    segments = segment_stats(table, [1, 3])
+    assert segment_schema(table.schema).field("min_0").type == pa.string()
+    segments = segment_stats(table, [1, 0, 3])
+    assert segments["min_0"].to_pylist() == ["b", None, "a"]
+    assert segments["max_0"].to_pylist() == ["b", None, "c"]
     assert pool_segments(segments, table.schema) == table_stats(table)
+    assert pool_segments(segments.slice(0, 1), table.schema) == table_stats(table.slice(0, 1))
 
 
 def test_segment_rows_hold_typed_bounds_and_nulls() -> None:

@@ -1,8 +1,11 @@
 """Tests of StreamCutter: FastCDC chunks as views of read windows, optionally cut at row ends.
 
-The oracle for plain cutting is :func:`chunking.chunk_bytes`; for row cutting it is the
-FastCDC cut of each chunk moved to the first row end at or after it, with the row ends
-known from how the CSV sample was built (and its records checked with the ``csv`` module).
+The oracle for plain cutting is :func:`chunking.chunk_bytes`. For row cutting there are two:
+:func:`documented_row_chunks`, the module's rule computed the slow way over the whole data,
+holds for any bytes; and for CSV without line ends inside quoted values, where that rule
+finds the true row ends, :func:`expected_row_chunks` moves each FastCDC cut to the first row
+end at or after it, with the row ends known from how the CSV sample was built (and its
+records checked with the ``csv`` module).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import bisect
 import io
 import random
+import re
 from typing import BinaryIO, cast
 
 import pytest
@@ -25,7 +29,13 @@ from synapsenet.services.dataversion.chunking import (
     chunk_bytes,
 )
 from synapsenet.services.dataversion.stream_cutter import WINDOW_BYTES, StreamCutter
-from tests.services.dataversion.csv_samples import CsvRows, CsvSample, Line, csv_records
+from tests.services.dataversion.csv_samples import (
+    CsvRows,
+    CsvSample,
+    Line,
+    csv_records,
+    true_row_ends,
+)
 
 SMALL = ChunkingParams(min_size=64, avg_size=256, max_size=KiB)
 ROWS = ChunkingParams(min_size=256, avg_size=KiB, max_size=4 * KiB)
@@ -106,6 +116,42 @@ def expected_row_chunks(
         chunks.append(data[start:end])
         start = end
     return chunks, True
+
+
+def documented_row_chunks(
+    data: bytes, params: ChunkingParams, quote: bytes = b'"'
+) -> tuple[list[bytes], bool]:
+    """The chunks and ``rows_aligned`` of the rule the module documents, for any bytes.
+
+    The line a FastCDC cut falls in (the one holding the byte before the cut; counted from
+    the chunk's start if it began earlier) is taken to start a row: the chunk ends after the
+    first newline at or past the byte before the cut with an even number of quotes since
+    that line's start, if that is at most ``max_size`` past the cut; else at the end of the
+    data if that is as near; else at the cut, and the cutting is not row aligned. Neither is
+    it if the first chunk holds no newline and is not all of the data.
+    """
+    chunks: list[bytes] = []
+    aligned = True
+    start = 0
+    while start < len(data):
+        cut = start + len(chunk_bytes(data[start : start + params.max_size], params)[0])
+        end = cut
+        if cut < len(data):
+            line = max(start, data.rfind(b"\n", 0, cut - 1) + 1)
+            reach = min(len(data), cut + params.max_size)
+            newlines = [m.start() for m in re.finditer(b"\n", data[:reach])]
+            even = [n for n in newlines if n >= cut - 1 and data.count(quote, line, n) % 2 == 0]
+            if even:
+                end = even[0] + 1
+            elif reach == len(data):
+                end = len(data)
+            else:
+                aligned = False
+        if start == 0 and b"\n" not in data[:end] and end < len(data):
+            aligned = False
+        chunks.append(data[start:end])
+        start = end
+    return chunks, aligned
 
 
 def assert_cut_at_rows(sample: CsvSample, chunks: list[bytes], aligned: bool) -> None:
@@ -205,15 +251,66 @@ def test_rows_cuts_end_at_row_ends_of_generated_csv(
     window: int,
     step: int,
 ) -> None:
-    generator = CsvRows(seed, crlf=crlf, long_strings=0.05)
+    # Quoted commas and doubled quotes, but no line end inside a quoted value: every line
+    # end is a row end, and every cut is one.
+    generator = CsvRows(seed, crlf=crlf, quoted_newlines=False, long_strings=0.05)
     sample = generator.sample(rows, empty_lines=empty_lines, trailing_newline=trailing_newline)
     data = sample.data
     assert csv_records(data) == sample.records  # the row ends are those of a CSV reader
     expected = expected_row_chunks(data, ROWS, sample.row_ends)
+    assert documented_row_chunks(data, ROWS) == expected
     chunks, aligned = cut(data, ROWS, rows=True, window=window, stream=ShortReads(data, step))
     assert (chunks, aligned) == expected
     assert_cut_at_rows(sample, chunks, aligned)
     assert cut(data, ROWS, rows=True, stream=ReadOnly(data, step)) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    rows=st.integers(min_value=0, max_value=250),
+    crlf=st.sampled_from([0.0, 0.3, 1.0]),
+    trailing_newline=st.booleans(),
+    window=st.sampled_from([8 * KiB, 8 * KiB + 1, 13 * KiB, WINDOW_BYTES]),
+    step=st.integers(min_value=1, max_value=20_000),
+)
+def test_rows_cuts_of_csv_with_quoted_line_ends_follow_the_documented_rule(
+    seed: int, rows: int, crlf: float, trailing_newline: bool, window: int, step: int
+) -> None:
+    generator = CsvRows(seed, crlf=crlf, long_strings=0.05)
+    sample = generator.sample(rows, empty_lines=0.05, trailing_newline=trailing_newline)
+    data = sample.data
+    assert csv_records(data) == sample.records
+    assert true_row_ends(data) == set(sample.row_ends)
+    expected = documented_row_chunks(data, ROWS)
+    chunks, aligned = cut(data, ROWS, rows=True, window=window, stream=ShortReads(data, step))
+    assert (chunks, aligned) == expected
+    assert cut(data, ROWS, rows=True, stream=ReadOnly(data, step)) == expected
+    assert b"".join(chunks) == data
+    if aligned:  # every chunk ends after a newline (or at the end), the header in the first
+        assert all(chunk.endswith(b"\n") for chunk in chunks[:-1])
+        assert not chunks or b"\n" in chunks[0] or len(chunks) == 1
+
+
+def test_cuts_may_fall_inside_quoted_values_that_span_lines() -> None:
+    # Most line ends are inside quotes. The cut's line is taken to start a row, so a cut in
+    # a value's second line ends the chunk after that line, inside the value: the cutter
+    # cannot tell, and still reports the chunks row aligned (they end after newlines).
+    rows = b"".join(b'%d,"line 1\nline 2\nline 3\nline 4",%d\n' % (i, i % 7) for i in range(3000))
+    data = b"id,text,n\n" + rows
+    chunks, aligned = cut(data, ROWS, rows=True)
+    assert (chunks, aligned) == documented_row_chunks(data, ROWS)
+    assert aligned
+    ends = [sum(map(len, chunks[: i + 1])) for i in range(len(chunks) - 1)]
+    row_ends = true_row_ends(data)
+    inside = [end for end in ends if end not in row_ends]
+    assert inside
+    assert len(inside) < len(ends)
+    # The first chunk to end inside a value starts at a row, so its quotes do not pair up:
+    # that is how the per-chunk statistics find it out.
+    first = ends.index(inside[0])
+    assert chunks[first].count(b'"') % 2 == 1
+    assert all(end in row_ends for end in ends[:first])
 
 
 _FIELD = st.text(alphabet='ab,"\n\r é', max_size=12)
@@ -235,24 +332,30 @@ def test_rows_cuts_follow_quoting_of_any_field_values(
     sample = CsvSample(tuple(lines), trailing_newline=trailing_newline or not lines)
     data = sample.data
     assert csv_records(data) == sample.records
-    expected = expected_row_chunks(data, SMALL, sample.row_ends)
-    assert expected[1]  # rows are shorter than max_size
-    assert cut(data, SMALL, rows=True, window=2 * KiB + seed) == expected
+    chunks = cut(data, SMALL, rows=True, window=2 * KiB + seed)
+    assert chunks == documented_row_chunks(data, SMALL)
+    if not any("\n" in value for record in sample.records for value in record):
+        # Quoted commas, quotes and carriage returns only: the cuts are at true row ends.
+        expected = expected_row_chunks(data, SMALL, sample.row_ends)
+        assert expected[1]  # rows are shorter than max_size
+        assert chunks == expected
 
 
 def test_rows_cuts_honour_another_quote_character() -> None:
-    sample = CsvRows(5, quote="'").sample(300)
+    sample = CsvRows(5, quote="'", quoted_newlines=False).sample(300)
     data = sample.data
     assert csv_records(data, quote="'") == sample.records
     chunks, aligned = cut(data, ROWS, rows=True, quote=b"'")
     assert (chunks, aligned) == expected_row_chunks(data, ROWS, sample.row_ends)
     assert_cut_at_rows(sample, chunks, aligned)
-    # Read with the wrong quote, quoted line ends look like row ends: some cut falls inside
-    # a quoted value, and the bytes still come back whole.
-    wrong, _ = cut(data, ROWS, rows=True)
-    assert b"".join(wrong) == data
-    wrong_ends = {sum(map(len, wrong[: i + 1])) for i in range(len(wrong) - 1)}
-    assert not wrong_ends <= set(sample.row_ends)
+    # With line ends in quoted values the quote decides which newlines end the chunks.
+    quoted = CsvRows(5, quote="'").sample(300).data
+    right = cut(quoted, ROWS, rows=True, quote=b"'")
+    assert right == documented_row_chunks(quoted, ROWS, b"'")
+    wrong = cut(quoted, ROWS, rows=True)
+    assert wrong == documented_row_chunks(quoted, ROWS, b'"')
+    assert b"".join(wrong[0]) == quoted
+    assert wrong[0] != right[0]
 
 
 def test_a_csv_without_any_line_end_is_one_chunk_if_short_enough() -> None:
@@ -277,7 +380,7 @@ def _with_long_line(sample: CsvSample, index: int, length: int) -> CsvSample:
 
 @pytest.mark.parametrize("where", ["header", "middle", "last"])
 def test_a_row_longer_than_max_size_gives_up_on_rows_and_still_round_trips(where: str) -> None:
-    sample = CsvRows(3).sample(400)
+    sample = CsvRows(3, quoted_newlines=False).sample(400)
     index = {"header": 0, "middle": 200, "last": len(sample.lines) - 1}[where]
     long = _with_long_line(sample, index, 3 * ROWS.max_size)
     long = CsvSample(long.lines, trailing_newline=where != "last")
@@ -288,6 +391,7 @@ def test_a_row_longer_than_max_size_gives_up_on_rows_and_still_round_trips(where
     expected, expected_aligned = expected_row_chunks(data, ROWS, long.row_ends)
     assert not expected_aligned
     assert chunks[: len(expected)] == expected
+    assert (chunks, aligned) == documented_row_chunks(data, ROWS)
     assert all(len(chunk) <= 2 * ROWS.max_size for chunk in chunks)
 
 

@@ -27,6 +27,7 @@ from synapsenet.services.dataversion.tabular import (
     ColumnStats,
     DatasetFormat,
     DatasetStats,
+    csv_schema,
     detect_format,
     open_batches,
     read_table,
@@ -309,6 +310,25 @@ def test_streaming_csv_reports_a_type_change_after_the_first_block(tmp_path: Pat
     with pytest.raises(InvalidError, match="inferred from the first block") as caught:
         reader.read_all()
     assert "'oops'" in caught.value.detail
+
+
+def test_csv_schema_is_the_first_block_schema_open_batches_infers(tmp_path: Path) -> None:
+    path = tmp_path / "late.csv"
+    rows = "".join(f"{i},2024-01-0{i % 9 + 1},x{i}\n" for i in range(100_000))
+    path.write_text("n,day,s\n" + rows + "oops,2024-01-01,y\n")
+    assert path.stat().st_size > 2**20  # the 'oops' is past the first block
+    schema = csv_schema(path)
+    assert schema == open_batches(path, F.CSV).schema
+    assert schema.types == [pa.int64(), pa.date32(), pa.string()]
+    assert read_table(path).schema.field("n").type == pa.string()
+
+
+def test_csv_schema_of_a_missing_or_malformed_file(tmp_path: Path) -> None:
+    with pytest.raises(NotFoundError):
+        csv_schema(tmp_path / "missing.csv")
+    (tmp_path / "empty.csv").write_bytes(b"")
+    with pytest.raises(InvalidError, match=r"Cannot read '.*empty\.csv' as CSV"):
+        csv_schema(tmp_path / "empty.csv")
 
 
 def test_open_batches_of_a_malformed_file(tmp_path: Path) -> None:
