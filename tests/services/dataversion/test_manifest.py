@@ -151,6 +151,23 @@ def test_json_spells_out_every_field() -> None:
     assert manifest.to_json() == expected.encode()
 
 
+def test_a_file_of_many_chunks_is_written_in_pieces_with_the_same_bytes() -> None:
+    # Entries are serialised a few thousand chunks at a time: the pieces must join into
+    # exactly the document json.dumps gives, and the root must follow the documented scheme.
+    sizes = [1 + i % 7 for i in range(5_000)]
+    manifest = Manifest((entry('big "quoted" é.csv', *sizes), entry("small", 1)))
+    pieces = list(manifest.iter_json())
+    assert len(pieces) > 4
+    document = b"".join(pieces)
+    assert document == manifest.to_json()
+    canonical = json.dumps(
+        json.loads(document), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    assert document == canonical.encode("utf-8")
+    assert Manifest.from_json(document) == manifest
+    assert manifest.merkle_root == expected_root(manifest)
+
+
 def test_any_valid_json_spelling_is_accepted() -> None:
     manifest = Manifest((entry("b", 1), entry("a", 2)), {"k": "v"})
     loose = json.dumps(json.loads(manifest.to_json()), indent=2).encode()

@@ -73,23 +73,16 @@ def _canonical(document: object) -> bytes:
     ).encode("utf-8")
 
 
-def _entry_document(entry: FileEntry) -> dict[str, Any]:
-    return {
-        "chunks": [{"address": ref.address, "size": ref.size} for ref in entry.chunks],
-        "content_hash": entry.content_hash,
-        "path": entry.path,
-        "size": entry.size,
-    }
-
-
 _PIECE_CHUNKS: Final = 2048
 
 
 def _entry_pieces(entry: FileEntry) -> Iterator[bytes]:
-    """``_canonical(_entry_document(entry))`` in pieces, without building the document.
+    """The canonical JSON of one file entry, in pieces, without building a document.
 
-    A file of a hundred thousand chunks would otherwise take tens of MB of dicts and text
-    at once. Addresses are hex digits and sizes ints, so only the path needs escaping.
+    The same bytes as :func:`_canonical` of ``{"chunks": [{"address", "size"}, ...],
+    "content_hash", "path", "size"}``, which for a file of a hundred thousand chunks would
+    take tens of MB of dicts and text at once. Addresses are hex digits and sizes ints, so
+    only the path needs escaping.
     """
     yield b'{"chunks":['
     refs = entry.chunks
