@@ -461,6 +461,17 @@ def test_a_failed_upload_stops_the_write_and_leaves_nothing(
     assert list(local_store.list()) == []
 
 
+def test_a_write_can_use_fewer_threads_than_the_store(local_store: LocalObjectStore) -> None:
+    data = random_bytes(2 * MiB)
+    chunks = ChunkStore(local_store, workers=4)
+    opener = [("f", lambda: nullcontext(io.BytesIO(data)))]
+    (entry,) = chunks.write_files(opener, workers=1)
+    assert entry == ChunkStore(local_store, workers=4).write_stream("f", io.BytesIO(data))
+    assert b"".join(chunks.read_stream(entry)) == data
+    with pytest.raises(InvalidError, match="'workers'"):
+        chunks.write_files(opener, workers=0)
+
+
 @pytest.mark.parametrize("workers", [1, 4])
 def test_writing_64_mib_keeps_memory_bounded(local_store: LocalObjectStore, workers: int) -> None:
     chunks = ChunkStore(local_store, compression="none", workers=workers)

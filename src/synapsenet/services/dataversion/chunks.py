@@ -380,6 +380,7 @@ class ChunkStore:
         progress: Callable[[int], None] | None = None,
         accept: Callable[[Sequence[WrittenFile]], None] | None = None,
         observe: Observer | None = None,
+        workers: int | None = None,
     ) -> list[FileEntry]:
         """:meth:`write_files` of local files, each opened when the write reaches it.
 
@@ -390,10 +391,17 @@ class ChunkStore:
             progress: See :meth:`write_files`.
             accept: See :meth:`write_files`.
             observe: See :meth:`write_files`.
+            workers: See :meth:`write_files`.
         """
         openers = [(path, _opener(local)) for path, local in files]
         return self.write_files(
-            openers, params=params, rows=rows, progress=progress, accept=accept, observe=observe
+            openers,
+            params=params,
+            rows=rows,
+            progress=progress,
+            accept=accept,
+            observe=observe,
+            workers=workers,
         )
 
     def write_files(
@@ -405,6 +413,7 @@ class ChunkStore:
         progress: Callable[[int], None] | None = None,
         accept: Callable[[Sequence[WrittenFile]], None] | None = None,
         observe: Observer | None = None,
+        workers: int | None = None,
     ) -> list[FileEntry]:
         """Chunk files, store their new chunks in packs and describe them as file entries.
 
@@ -428,6 +437,9 @@ class ChunkStore:
             observe: Called on the calling thread with every chunk as it is cut (the bytes
                 are a view, valid during the call); raising there stops the write as a
                 failed ``accept`` does.
+            workers: Threads hashing and compressing for this write; the store's
+                ``workers`` by default. Fewer leave a core to a caller that works alongside
+                (the CSV statistics of a commit).
 
         Returns:
             One entry per file, in order: size, whole-file BLAKE3 and chunk list.
@@ -437,10 +449,14 @@ class ChunkStore:
             UnavailableError: If the object store cannot be written. Packs written before
                 the failure are deleted (and a sweep removes any a crash leaves).
         """
+        if workers is not None:
+            _check_int("workers", workers, 1, 64, " or None")
         writer = PackWriter(self.store, self.packs, self.pack_size)
         written: list[WrittenFile] = []
         self.packs.refresh()
-        records = self._new_records(files, params, rows, progress, observe, writer, written)
+        records = self._new_records(
+            files, params, rows, progress, observe, writer, written, workers or self.workers
+        )
         try:
             writer.write(records)
             if accept is not None:
@@ -461,6 +477,7 @@ class ChunkStore:
         observe: Observer | None,
         writer: PackWriter,
         written: list[WrittenFile],
+        workers: int,
     ) -> Generator[Record, None, None]:
         not_before = self._not_before()
 
@@ -479,7 +496,7 @@ class ChunkStore:
             cutter = StreamCutter(params, rows=rows)
             with opener() as stream:
                 batches = _batches(cutter.cut(stream))
-                for prepared in bounded_map(prepare, batches, self.workers):
+                for prepared in bounded_map(prepare, batches, workers):
                     for raw, address, blob in prepared:
                         hasher.update(raw)
                         if observe is not None:
