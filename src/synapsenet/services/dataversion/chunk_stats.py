@@ -316,7 +316,7 @@ class CsvChunkStats:
         source: Any = pa.py_buffer(data)
         table = pa_csv.read_csv(
             source,
-            read_options=pa_csv.ReadOptions(column_names=self.schema.names),
+            read_options=pa_csv.ReadOptions(column_names=self.schema.names, use_threads=False),
             convert_options=conversion,
         )
         if table.num_rows != int(counts.sum()):
