@@ -461,6 +461,16 @@ def test_a_failed_upload_stops_the_write_and_leaves_nothing(
     assert list(local_store.list()) == []
 
 
+def test_chunks_larger_than_half_a_read_window_are_written(
+    local_store: LocalObjectStore,
+) -> None:
+    params = ChunkingParams(min_size=64 * 1024, avg_size=256 * 1024, max_size=2 * MiB)
+    data = random_bytes(5 * MiB)
+    entry = ChunkStore(local_store).write_stream("f", io.BytesIO(data), params=params)
+    assert [ref.size for ref in entry.chunks] == [len(c) for c in chunk_bytes(data, params)]
+    assert b"".join(ChunkStore(local_store).read_stream(entry)) == data
+
+
 def test_a_write_can_use_fewer_threads_than_the_store(local_store: LocalObjectStore) -> None:
     data = random_bytes(2 * MiB)
     chunks = ChunkStore(local_store, workers=4)

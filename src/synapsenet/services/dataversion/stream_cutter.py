@@ -46,7 +46,8 @@ class StreamCutter:
             ``params.max_size`` past the cut ends the search: that chunk is cut where FastCDC
             put it and :attr:`rows_aligned` becomes False.
         quote: The quote character (rows only).
-        window: Bytes per read (at least ``2 * params.max_size``).
+        window: Bytes per read, at least ``2 * params.max_size``; by default
+            :data:`WINDOW_BYTES`, or ``2 * params.max_size`` if that is more.
 
     Attributes:
         rows_aligned: After the stream was cut with ``rows=True``: every chunk ends after
@@ -60,7 +61,7 @@ class StreamCutter:
         *,
         rows: bool = False,
         quote: bytes = b'"',
-        window: int = WINDOW_BYTES,
+        window: int | None = None,
     ) -> None:
         if len(quote) != 1 or quote in b"\r\n":
             raise InvalidError(
@@ -68,6 +69,8 @@ class StreamCutter:
                 f"{quote!r} instead.",
                 field="quote",
             )
+        if window is None:
+            window = max(WINDOW_BYTES, 2 * params.max_size)
         if window < 2 * params.max_size:
             raise InvalidError(
                 f"A StreamCutter window must be at least 2 * max_size "
