@@ -37,7 +37,7 @@ def random_bytes(size: int, seed: int = 0) -> bytes:
 
 
 class ShortReads(io.RawIOBase):
-    """A stream that returns at most ``step`` bytes per read, as sockets and pipes do."""
+    """A stream whose reads return at most ``step`` bytes, as sockets and pipes do."""
 
     def __init__(self, data: bytes, step: int) -> None:
         super().__init__()
@@ -55,13 +55,14 @@ class ShortReads(io.RawIOBase):
 
 
 class ReadOnly:
-    """A stream with ``read`` but no ``readinto``."""
+    """A stream with ``read`` (at most ``step`` bytes at a time) and no ``readinto``."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
         self._stream = io.BytesIO(data)
+        self._step = step
 
     def read(self, size: int = -1) -> bytes:
-        return self._stream.read(size)
+        return self._stream.read(min(size, self._step))
 
 
 class GeneratedStream(io.RawIOBase):

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 from synapsenet.errors import InvalidError
 from synapsenet.services.dataversion.chunking import (
+    MAX_CHUNK_SIZE,
     ChunkingParams,
     KiB,
     MiB,
@@ -36,38 +37,10 @@ from tests.services.dataversion.csv_samples import (
     csv_records,
     true_row_ends,
 )
+from tests.services.dataversion.test_chunking import ReadOnly, ShortReads
 
 SMALL = ChunkingParams(min_size=64, avg_size=256, max_size=KiB)
 ROWS = ChunkingParams(min_size=256, avg_size=KiB, max_size=4 * KiB)
-
-
-class ShortReads(io.RawIOBase):
-    """A stream whose reads return at most ``step`` bytes, as sockets and pipes do."""
-
-    def __init__(self, data: bytes, step: int) -> None:
-        super().__init__()
-        self._data = memoryview(data)
-        self._step = step
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        count = min(len(buffer), self._step, len(self._data))
-        buffer[:count] = self._data[:count]
-        self._data = self._data[count:]
-        return count
-
-
-class ReadOnly:
-    """A stream with ``read`` (at most ``step`` bytes at a time) and no ``readinto``."""
-
-    def __init__(self, data: bytes, step: int = 1 << 30) -> None:
-        self._stream = io.BytesIO(data)
-        self._step = step
-
-    def read(self, size: int = -1) -> bytes:
-        return self._stream.read(min(size, self._step))
 
 
 def cut(
@@ -179,6 +152,14 @@ def test_a_window_smaller_than_two_max_sizes_is_refused() -> None:
         StreamCutter(SMALL, window=2 * KiB - 1)
     assert caught.value.field == "window"
     assert StreamCutter(SMALL, window=2 * KiB).window == 2 * KiB
+
+
+def test_the_default_window_grows_with_the_largest_chunk() -> None:
+    large = ChunkingParams(min_size=64 * KiB, avg_size=256 * KiB, max_size=MAX_CHUNK_SIZE)
+    assert StreamCutter(SMALL).window == WINDOW_BYTES
+    assert StreamCutter(large).window == 2 * MAX_CHUNK_SIZE
+    data = random.Random(3).randbytes(5 * MAX_CHUNK_SIZE // 2)
+    assert [bytes(v) for v in StreamCutter(large).cut(io.BytesIO(data))] == chunk_bytes(data, large)
 
 
 def test_text_streams_are_refused() -> None:

@@ -7,7 +7,7 @@ others where they were: an edited or grown file shares all its other chunks with
 
 Chunks from :func:`iter_chunks` (streaming) and :func:`chunk_bytes` (in memory) are identical
 for the same bytes and parameters, whatever sizes the stream's reads return: FastCDC looks at
-most ``max_size`` bytes ahead, and the streaming chunker always has that many buffered.
+most ``max_size`` bytes ahead, and the streaming cutter always has that many read ahead.
 
 Addressing is canonical and never depends on how a chunk is stored:
 
@@ -105,8 +105,9 @@ DEFAULT_CHUNKING: Final = ChunkingParams()
 def iter_chunks(stream: BinaryIO, params: ChunkingParams = DEFAULT_CHUNKING) -> Iterator[bytes]:
     """Cut a binary stream into content-defined chunks, reading it once, front to back.
 
-    Memory stays at about ``2 * params.max_size`` whatever the stream's length: the stream
-    is read into a fixed buffer and each chunk is copied out as it is cut.
+    The chunk store's own cutter (:class:`~.stream_cutter.StreamCutter`), each chunk copied
+    out of its read window. Memory stays at about two windows (1 MiB, or ``2 *
+    params.max_size`` if more) whatever the stream's length.
 
     Args:
         stream: A binary stream, read from its position to its end with ``readinto`` (or
@@ -120,19 +121,14 @@ def iter_chunks(stream: BinaryIO, params: ChunkingParams = DEFAULT_CHUNKING) -> 
     Raises:
         InvalidError: If ``stream`` is a text stream (checked at call time).
     """
+    from synapsenet.services.dataversion.stream_cutter import StreamCutter  # imports this
+
     if isinstance(stream, io.TextIOBase):
         raise InvalidError(
             "Chunking needs a binary stream, got a text stream; open the file in 'rb' mode.",
             field="stream",
         )
-    return _copied_chunks(params._chunker(), stream)
-
-
-def _copied_chunks(chunker: FastCDC, stream: BinaryIO) -> Iterator[bytes]:
-    # Each chunk's data is a view into the chunker's buffer, overwritten on the next step,
-    # so it must be copied before the generator resumes.
-    for chunk in chunker.cut_stream(stream):
-        yield bytes(chunk.data)
+    return (bytes(view) for view in StreamCutter(params).cut(stream))
 
 
 def chunk_bytes(
