@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -252,7 +253,11 @@ class DatasetVersioningEngine:
             # them; it publishes nothing until the schema is accepted and the statistics
             # are known.
             description = CommitDescription(
-                self.chunks.store, current, files, pool, self._files_of(current.name, expected)
+                self.chunks.store,
+                current,
+                files,
+                pool,
+                functools.partial(self._files_of, current.name, expected),
             )
 
             def accept(written: Sequence[WrittenFile]) -> None:
