@@ -12,7 +12,6 @@ from fastapi import FastAPI
 from sklearn.linear_model import LogisticRegression
 
 import synapsenet
-from synapsenet.config import Settings
 from synapsenet.core.asgi_transport import InProcessTransport
 from synapsenet.core.auth import Role
 from synapsenet.core.platform import Platform
@@ -22,13 +21,6 @@ from synapsenet.sdk import DEFAULT_URL, Client, default_api_key
 from synapsenet.services.experiments import RunStatus
 
 FEATURES = ("a", "b")
-
-
-@pytest.fixture
-def platform(settings: Settings) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

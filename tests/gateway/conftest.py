@@ -8,18 +8,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from synapsenet.config import Settings
 from synapsenet.core.auth import Role
 from synapsenet.core.platform import Platform
 from synapsenet.gateway import create_app
-
-
-@pytest.fixture
-def platform(settings: Settings) -> Iterator[Platform]:
-    """A platform on embedded defaults in a temporary data directory."""
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -34,13 +34,6 @@ BASE = "/v1/datasets"
 
 
 @pytest.fixture
-def platform(settings: Any) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def app(platform: Platform) -> FastAPI:
     return create_app(platform=platform)
 

@@ -11,7 +11,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from synapsenet.config import Settings
 from synapsenet.core.asgi_transport import InProcessTransport
 from synapsenet.core.auth import Role
 from synapsenet.core.platform import Platform
@@ -30,13 +29,6 @@ from synapsenet.services.experiments.ports import ClientDatasetResolver, ClientL
 from synapsenet.services.experiments.service import RunTrackingService
 
 BASE = "/v1/runs"
-
-
-@pytest.fixture
-def platform(settings: Settings) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

@@ -23,13 +23,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture
-def platform(settings: Any) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def app(platform: Platform) -> FastAPI:
     application = create_app(platform=platform)
     loader = InMemoryModelLoader()

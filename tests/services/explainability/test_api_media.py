@@ -61,13 +61,6 @@ def brightness(batch: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
 
 
 @pytest.fixture
-def platform(settings: Any) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def app(platform: Platform) -> FastAPI:
     application = create_app(platform=platform)
     loader = InMemoryModelLoader()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,13 +36,6 @@ class FakeTables:
         if ref != "credit@v1":
             raise NotFoundError(f"no dataset version {ref!r}")
         return self.table
-
-
-@pytest.fixture
-def platform(settings: Any) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture

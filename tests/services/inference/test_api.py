@@ -36,13 +36,6 @@ def training(n: int = 400) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int6
 
 
 @pytest.fixture
-def platform(settings: Any) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
-
-
-@pytest.fixture
 def app(platform: Platform) -> FastAPI:
     return create_app(platform=platform)
 

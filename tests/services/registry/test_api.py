@@ -12,7 +12,6 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from synapsenet.config import Settings
 from synapsenet.core.asgi_transport import InProcessTransport
 from synapsenet.core.auth import Role
 from synapsenet.core.platform import Platform
@@ -34,13 +33,6 @@ from tests.services.registry.conftest import FEATURES, logistic_regression, trai
 
 BASE = "/v1/models"
 SIGNATURE = {"feature_names": list(FEATURES), "output_kind": "probability"}
-
-
-@pytest.fixture
-def platform(settings: Settings) -> Iterator[Platform]:
-    opened = Platform.open(settings)
-    yield opened
-    opened.close()
 
 
 @pytest.fixture
