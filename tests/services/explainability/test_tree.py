@@ -34,9 +34,12 @@ from synapsenet.services.explainability._native_trees import (
     native_contributions,
     native_margins,
 )
+from synapsenet.services.explainability._path_tables import PathTables
 from synapsenet.services.explainability.contract import LocalAccuracyError
 from synapsenet.services.explainability.models import ExplanationType, FloatArray
 from synapsenet.services.explainability.tree import (
+    FLOAT32_TREE_TOLERANCE,
+    TABLES_SOURCE,
     TreeSHAP,
     TreeSHAPDisagreementError,
     is_tree_model,
@@ -141,16 +144,23 @@ def _shap_values(model: Any, data: FloatArray, background: FloatArray | None = N
 
 
 @pytest.mark.parametrize("name", list(MODELS))
-def test_values_match_shap_tree_explainer(name: str) -> None:
+@pytest.mark.parametrize("implementation", ["auto", "library"])
+def test_values_match_shap_tree_explainer(name: str, implementation: str) -> None:
     model = fitted(name)
-    explanation = TreeSHAP(model).explain(EXPLAIN)
+    explanation = TreeSHAP(model, implementation=implementation).explain(EXPLAIN)
     explainer, expected = _shap_values(model, EXPLAIN)
     assert explanation.type is ExplanationType.SHAP_TREE
     assert explanation.values.shape == expected.shape
-    assert np.abs(explanation.values - expected).max() <= 1e-6
+    # shap's XGBoost values are XGBoost's own float32 TreeSHAP; the tables compute in float64.
+    allowed = 1e-6
+    if name.startswith("xgboost") and implementation == "auto":
+        allowed = FLOAT32_TREE_TOLERANCE.allowed(expected, explanation.base_values)
+    assert np.abs(explanation.values - expected).max() <= allowed
     base = np.asarray(explainer.expected_value, dtype=np.float64).reshape(-1)
-    np.testing.assert_allclose(explanation.base_values[0], base, atol=1e-6)
+    np.testing.assert_allclose(explanation.base_values[0], base, atol=allowed)
     assert explanation.local_accuracy_error is not None
+    tabulated = implementation == "auto" and not name.startswith(("gradient", "hist"))
+    assert (explanation.parameters["source"] == TABLES_SOURCE) is tabulated
 
 
 @pytest.mark.parametrize(
@@ -318,8 +328,18 @@ def test_native_check_samples_a_few_rows_by_default() -> None:
 
 
 def test_models_without_native_values_say_why_nothing_was_checked() -> None:
+    library = TreeSHAP(fitted("forest-binary"), implementation="library")
+    assert library.explain(EXPLAIN).extras["native_check"]["status"] == "not_applicable"
+    boosting = TreeSHAP(fitted("gradient-boosting-binary")).explain(EXPLAIN)
+    assert boosting.extras["native_check"]["status"] == "not_applicable"
+
+
+def test_tabulated_forest_values_are_checked_against_shap() -> None:
     check = TreeSHAP(fitted("forest-binary")).explain(EXPLAIN).extras["native_check"]
-    assert check["status"] == "not_applicable"
+    assert check["status"] == "checked"
+    assert check["native"] == TABLES_SOURCE
+    assert check["agrees"] is True
+    assert check["max_abs_diff"] <= 1e-12
 
 
 def _skewed_native(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -338,12 +358,28 @@ def _skewed_native(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_native_disagreement_raises_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
     _skewed_native(monkeypatch)
     with pytest.raises(TreeSHAPDisagreementError, match="lightgbm pred_contrib and shap's"):
-        TreeSHAP(fitted("lightgbm-regression")).explain(EXPLAIN)
+        TreeSHAP(fitted("lightgbm-regression"), implementation="library").explain(EXPLAIN)
+
+
+def test_a_tabulated_disagreement_raises_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    original = PathTables.shap_values
+
+    def skewed(self: PathTables, instances: FloatArray) -> FloatArray:
+        values = original(self, instances)
+        values[:, 0, :] += 0.01
+        values[:, 1, :] -= 0.01
+        return values
+
+    monkeypatch.setattr(PathTables, "shap_values", skewed)
+    with pytest.raises(TreeSHAPDisagreementError, match="synapsenet path tables and shap's"):
+        TreeSHAP(fitted("forest-regression")).explain(EXPLAIN)
 
 
 def test_native_disagreement_can_be_recorded(monkeypatch: pytest.MonkeyPatch) -> None:
     _skewed_native(monkeypatch)
-    explainer = TreeSHAP(fitted("lightgbm-regression"), on_disagreement="record")
+    explainer = TreeSHAP(
+        fitted("lightgbm-regression"), on_disagreement="record", implementation="library"
+    )
     check = explainer.explain(EXPLAIN).extras["native_check"]
     assert check["agrees"] is False
     assert check["max_abs_diff"] == pytest.approx(0.01, rel=1e-6)
