@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pyarrow as pa
+import pyarrow.csv
 import pyarrow.feather as feather
 import pyarrow.parquet as pq
 import pytest
@@ -27,6 +28,7 @@ from synapsenet.services.dataversion.tabular import (
     ColumnStats,
     DatasetFormat,
     DatasetStats,
+    _csv_conversion,
     csv_schema,
     detect_format,
     open_batches,
@@ -321,6 +323,61 @@ def test_csv_schema_is_the_first_block_schema_open_batches_infers(tmp_path: Path
     assert schema == open_batches(path, F.CSV).schema
     assert schema.types == [pa.int64(), pa.date32(), pa.string()]
     assert read_table(path).schema.field("n").type == pa.string()
+
+
+_CELLS = st.sampled_from(
+    ["1", "-7", "2.5", "nan", "", "x", '"a,b"', '""', "2024-01-02", "true", "1e3", '"q""r"']
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rows=st.lists(st.lists(_CELLS, min_size=3, max_size=3), min_size=0, max_size=40),
+    line_end=st.sampled_from(["\n", "\r\n", "\r"]),
+    block_size=st.integers(min_value=8, max_value=400),
+    bom=st.booleans(),
+    final_newline=st.booleans(),
+)
+def test_csv_schema_equals_the_streaming_readers_schema_for_any_block_size(
+    tmp_path_factory: pytest.TempPathFactory,
+    rows: list[list[str]],
+    line_end: str,
+    block_size: int,
+    bom: bool,
+    final_newline: bool,
+) -> None:
+    text = line_end.join(["a,b,c"] + [",".join(row) for row in rows])
+    text = ("\ufeff" if bom else "") + text + (line_end if final_newline else "")
+    path = tmp_path_factory.mktemp("schema") / "t.csv"
+    path.write_bytes(text.encode())
+    options = pa.csv.ReadOptions(block_size=block_size, use_threads=False)
+    try:
+        reader = pa.csv.open_csv(path, read_options=options, convert_options=_csv_conversion())
+    except pa.ArrowInvalid:
+        with pytest.raises(InvalidError, match="as CSV"):
+            csv_schema(path, block_size=block_size)
+        return
+    assert csv_schema(path, block_size=block_size) == reader.schema
+
+
+def test_csv_schema_of_a_first_block_without_a_whole_row_is_the_streaming_readers(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "wide.csv"
+    path.write_text("a,b\n1,2345678\nx,3\n")  # the first 8 bytes hold no whole data row
+    options = pa.csv.ReadOptions(block_size=8, use_threads=False)
+    streamed = pa.csv.open_csv(path, read_options=options, convert_options=_csv_conversion())
+    assert csv_schema(path, block_size=8) == streamed.schema
+    assert streamed.schema.types == [pa.int64(), pa.int64()]
+    (tmp_path / "long-row.csv").write_text("a,b\n1," + "x" * 100 + "\n")
+    with pytest.raises(InvalidError, match="straddles"):  # as the streaming reader does
+        csv_schema(tmp_path / "long-row.csv", block_size=16)
+    (tmp_path / "long-header.csv").write_text("a" * 40 + ",b\n1,2\n")
+    with pytest.raises(InvalidError, match="as CSV"):
+        csv_schema(tmp_path / "long-header.csv", block_size=16)
+    (tmp_path / "ragged.csv").write_text("a,b\n1,2,3\n")
+    with pytest.raises(InvalidError, match="Expected 2 columns"):
+        csv_schema(tmp_path / "ragged.csv")
 
 
 def test_csv_schema_of_a_missing_or_malformed_file(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ These objects are a cache: a missing or damaged one only costs a full parse, and
 
 from __future__ import annotations
 
+import itertools
 import logging
+import tempfile
 from collections.abc import Collection, Iterable
 from concurrent.futures import Executor, Future, wait
 from datetime import datetime
@@ -69,6 +71,11 @@ _BOM: Final = "\ufeff".encode()
 _DELIMITER: Final = ord(",")
 _NEIGHBOURS = np.zeros(256, dtype=bool)  # bytes that may stand next to a quote
 _NEIGHBOURS[[_DELIMITER, _NEWLINE, _RETURN, _QUOTE]] = True
+
+
+_SAVE_ROWS: Final = 8192
+"""Rows per record batch of a stored per-chunk statistics table."""
+_SPOOL_PIECE: Final = MiB
 
 
 class _NotRowsError(Exception):
@@ -246,13 +253,24 @@ class CsvChunkStats:
         return pa.schema(keys + list(self.layout))
 
     def save(self, entry: FileEntry, table: pa.Table) -> None:
-        """Store ``table`` (from :meth:`file_stats`) as the per-chunk statistics of ``entry``."""
-        sink = pa.BufferOutputStream()
+        """Store ``table`` (from :meth:`file_stats`) as the per-chunk statistics of ``entry``.
+
+        The compressed stream is spooled to a temporary file, hashed, and streamed to the
+        store from there: for a large file it is tens of MB that memory need not hold.
+        """
         options = pa.ipc.IpcWriteOptions(compression="zstd")
-        with pa.ipc.new_stream(sink, table.schema, options=options) as writer:
-            writer.write_table(table)
-        body = memoryview(sink.getvalue())
-        self.store.put(self.key(entry.content_hash), [blake3.blake3(body).digest(), body])
+        with tempfile.TemporaryFile() as spool:
+            with pa.ipc.new_stream(
+                pa.PythonFile(spool, mode="w"), table.schema, options=options
+            ) as writer:
+                writer.write_table(table, max_chunksize=_SAVE_ROWS)
+            spool.seek(0)
+            hasher = blake3.blake3()
+            for piece in iter(lambda: spool.read(_SPOOL_PIECE), b""):
+                hasher.update(piece)
+            spool.seek(0)
+            pieces = iter(lambda: spool.read(_SPOOL_PIECE), b"")
+            self.store.put(self.key(entry.content_hash), itertools.chain([hasher.digest()], pieces))
 
     def start_file(self, name: str, executor: Executor) -> CsvFileStats:
         """Begin the statistics of one CSV file, fed its chunks as they are cut.

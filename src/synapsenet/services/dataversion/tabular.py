@@ -304,18 +304,40 @@ def open_batches(
     return pa.RecordBatchReader.from_batches(reader.schema, _guarded(reader, name, fmt))
 
 
-def csv_schema(source: str | os.PathLike[str]) -> pa.Schema:
+def csv_schema(source: str | os.PathLike[str], *, block_size: int = _CSV_BLOCK_SIZE) -> pa.Schema:
     """The column types :func:`open_batches` infers for a CSV file, from its first block.
 
-    Reads one block and nothing ahead (the streaming reader's read-ahead would hold tens
-    of MB for a schema).
+    The streaming reader infers them from the complete rows of the first ``block_size``
+    bytes; those rows are read and parsed here as one block, without the reader's
+    read-ahead (which would hold tens of MB for a schema). A first block without a whole
+    row after the header, or that does not parse on its own, is left to the streaming
+    reader itself.
+
+    Args:
+        source: The CSV file.
+        block_size: The streaming reader's block size.
 
     Raises:
         InvalidError: If the file's first block is not CSV.
         NotFoundError: If the path does not exist.
     """
     name = os.fspath(source)
-    options = pa_csv.ReadOptions(block_size=_CSV_BLOCK_SIZE, use_threads=False)
+    with _reading(name, DatasetFormat.CSV), open(name, "rb") as handle:
+        block = handle.read(block_size)
+        more = bool(handle.read(1))
+    if more:
+        block = block[: max(block.rfind(b"\n"), block.rfind(b"\r")) + 1]
+    if block:
+        options = pa_csv.ReadOptions(block_size=len(block) + 1, use_threads=False)
+        rows: Any = pa.py_buffer(block)
+        try:
+            table = pa_csv.read_csv(rows, read_options=options, convert_options=_csv_conversion())
+        except pa.ArrowInvalid:
+            pass  # the streaming reader decides, and words the error
+        else:
+            if table.num_rows or not more:
+                return table.schema
+    options = pa_csv.ReadOptions(block_size=block_size, use_threads=False)
     with _reading(name, DatasetFormat.CSV):
         reader = pa_csv.open_csv(name, read_options=options, convert_options=_csv_conversion())
         try:
