@@ -7,6 +7,8 @@ the parsing is counted to show that a commit parses only the chunks its parent l
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -377,3 +379,42 @@ def test_gc_deletes_the_statistics_of_files_no_version_holds(
     assert report.stats_deleted == len(stale) == 1
     left = {stats_file_hash(key) for key in objects.list(STATS_PREFIX)}
     assert left == held
+
+
+_NO_PANDAS_COMMITS = """
+import sys
+from pathlib import Path
+from synapsenet.core.db import Database
+from synapsenet.core.storage import LocalObjectStore
+from synapsenet.services.dataversion.engine import DatasetVersioningEngine
+
+database, objects, first, second = sys.argv[1:]
+engine = DatasetVersioningEngine(Database(database), LocalObjectStore(Path(objects)))
+for path in (first, second):
+    version = engine.commit("typed", path, name="t.csv")
+    stats = engine.stats(f"typed@v{version.number}")
+    assert stats is not None and stats.rows == 60_000 + (version.number - 1) * 500, stats
+assert "pandas" not in sys.modules, "a CSV commit imported pandas"
+"""
+
+
+def test_csv_commits_do_not_import_pandas(tmp_path: Path) -> None:
+    # pyarrow's numpy conversions import pandas on first use: ~40 MB resident in a commit.
+    rows = [
+        f"{i},{i * 0.5 if i % 7 else ''},s{i % 97},{'true' if i % 3 else 'false'},"
+        f"2024-01-{i % 28 + 1:02d},2024-01-01T00:00:{i % 60:02d}Z,,{i % 5 or ''}\n"
+        for i in range(60_000)
+    ]
+    header = "n,x,s,flag,day,at,empty,small\n"
+    first, second = tmp_path / "v1.csv", tmp_path / "v2.csv"
+    first.write_text(header + "".join(rows))
+    edited = [*rows[:30_000], "7,,edited,true,2024-02-01,,,\n", *rows[30_001:], *rows[:500]]
+    second.write_text(header + "".join(edited))
+    database = f"sqlite:///{tmp_path / 'meta.sqlite'}"
+    db = Database(database)
+    db.upgrade()
+    DatasetVersioningEngine(db, LocalObjectStore(tmp_path / "objects")).create_dataset(
+        "typed", format="csv"
+    )
+    code = [sys.executable, "-c", _NO_PANDAS_COMMITS, database, str(tmp_path / "objects")]
+    subprocess.run([*code, str(first), str(second)], check=True)

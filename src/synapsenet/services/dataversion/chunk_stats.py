@@ -37,6 +37,7 @@ import pyarrow.csv as pa_csv
 
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import NotFoundError
+from synapsenet.services.dataversion._arrow_numpy import array_of
 from synapsenet.services.dataversion._stats import DatasetStats
 from synapsenet.services.dataversion.chunking import MiB
 from synapsenet.services.dataversion.entries import FileEntry
@@ -258,7 +259,7 @@ class CsvChunkStats:
         The compressed stream is spooled to a temporary file, hashed, and streamed to the
         store from there: for a large file it is tens of MB that memory need not hold.
         """
-        options = pa.ipc.IpcWriteOptions(compression="zstd")
+        options = pa.ipc.IpcWriteOptions(compression="zstd", use_threads=False)
         with tempfile.TemporaryFile() as spool:
             with pa.ipc.new_stream(
                 pa.PythonFile(spool, mode="w"), table.schema, options=options
@@ -285,19 +286,19 @@ class CsvChunkStats:
     def _assemble(
         self, entry: FileEntry, picks: list[int], parsed: list[pa.Table]
     ) -> tuple[DatasetStats, pa.Table]:
-        combined = pa.concat_tables([self.layout.empty_table(), *self._known, *parsed])
+        combined = pa.concat_tables([pa.Table.from_batches([], self.layout), *self._known, *parsed])
         indices = np.array(picks, dtype=np.int64)
         indices[indices < 0] = self._known_rows - 1 - indices[indices < 0]
         if np.array_equal(indices, np.arange(combined.num_rows)):
             rows = combined  # a first commit: every chunk parsed, in order; no copy
         else:
-            rows = combined.take(pa.array(indices, pa.int64()))
+            rows = combined.take(array_of(indices, pa.int64()))
         addresses = pa.py_buffer(bytes.fromhex("".join(ref.address for ref in entry.chunks)))
         firsts = np.zeros(len(entry.chunks), dtype=bool)
         firsts[:1] = True
         keys: list[Any] = [
             pa.Array.from_buffers(pa.binary(32), len(entry.chunks), [None, addresses]),
-            pa.array(firsts, pa.bool_()),
+            array_of(firsts, pa.bool_()),
         ]
         table = pa.Table.from_arrays(keys + rows.columns, schema=self._stored_schema())
         return pool_segments(rows, self.schema), table
@@ -324,7 +325,7 @@ class CsvChunkStats:
             # the full pass refuses such files as before.
             raise _NotRowsError("a quoted value spans lines")
         if not data:
-            return segment_stats(self.schema.empty_table(), counts)
+            return segment_stats(pa.Table.from_batches([], self.schema), counts)
         conversion = _csv_conversion()
         conversion.column_types = self.schema
         if data.startswith(_BOM):

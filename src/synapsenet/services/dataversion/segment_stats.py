@@ -11,12 +11,13 @@ nulls and bytes add up, and min/max of mins is the min, NaN ignored unless all i
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from synapsenet.services.dataversion._arrow_numpy import array_of, null_mask, values_of
 from synapsenet.services.dataversion._stats import (
     ColumnStats,
     DatasetStats,
@@ -49,7 +50,8 @@ def _bound_type(t: pa.DataType) -> pa.DataType:
     """The type min/max of a column of type ``t`` are kept in (null: no order)."""
     while isinstance(t, pa.DictionaryType):
         t = t.value_type  # summarised decoded, as table_stats does
-    orderable = _orderable(pa.array([], type=t))
+    empty: Any = pa.nulls(0, cast(Any, t))
+    orderable = _orderable(empty)
     return pa.null() if orderable is None else orderable.type
 
 
@@ -83,7 +85,7 @@ def segment_stats(table: pa.Table, counts: Sequence[int] | np.ndarray) -> pa.Tab
     if int(sizes.sum()) != table.num_rows or (sizes < 0).any():
         raise ValueError(f"segment sizes add up to {int(sizes.sum())}, not {table.num_rows} rows")
     segments = _Segments(sizes)
-    columns: dict[str, Any] = {ROWS: pa.array(sizes, pa.int64())}
+    columns: dict[str, Any] = {ROWS: array_of(sizes, pa.int64())}
     total_bytes = np.zeros(len(sizes), dtype=np.int64)
     for i, field in enumerate(table.schema):
         values = _decoded(table.column(i).combine_chunks())
@@ -91,11 +93,12 @@ def segment_stats(table: pa.Table, counts: Sequence[int] | np.ndarray) -> pa.Tab
         total_bytes += segments.value_bytes(values)
         low, high = segments.bounds(values, sizes - nulls)
         bound: Any = _bound_type(field.type)
-        columns[_nulls(i)] = pa.array(nulls, pa.int64())
+        columns[_nulls(i)] = array_of(nulls, pa.int64())
         columns[_low(i)] = low if low is not None else pa.nulls(len(sizes), bound)
         columns[_high(i)] = high if high is not None else pa.nulls(len(sizes), bound)
-    columns[BYTES] = pa.array(total_bytes, pa.int64())
-    return pa.table(columns, schema=segment_schema(table.schema))
+    columns[BYTES] = array_of(total_bytes, pa.int64())
+    schema = segment_schema(table.schema)
+    return pa.Table.from_arrays([columns[name] for name in schema.names], schema=schema)
 
 
 class _Segments:
@@ -116,8 +119,7 @@ class _Segments:
     def nulls(self, values: pa.Array[Any]) -> np.ndarray:
         if values.null_count == 0:
             return np.zeros(len(self.sizes), dtype=np.int64)
-        mask = values.is_null().to_numpy(zero_copy_only=False)
-        return self._sums(mask)
+        return self._sums(null_mask(values))
 
     def value_bytes(self, values: pa.Array[Any]) -> np.ndarray:
         t = values.type
@@ -128,7 +130,8 @@ class _Segments:
         offset_bytes = _OFFSET_BYTES.get(t)
         if offset_bytes is not None:
             text: Any = values
-            lengths = pc.fill_null(pc.binary_length(text), 0).to_numpy(zero_copy_only=False)
+            lengths: Any = pc.binary_length(text)
+            lengths = np.where(null_mask(lengths), 0, values_of(lengths))
             return np.asarray(self.sizes * offset_bytes + self._sums(lengths))
         if _fixed_width(t):
             return np.asarray(self.sizes * (t.bit_width // 8))
@@ -150,20 +153,21 @@ class _Segments:
         empty = present == 0
         t = orderable.type
         if pa.types.is_floating(t):
-            floats = orderable.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
-            low = self._reduce(np.fmin, floats)
-            high = self._reduce(np.fmax, floats)
+            floats = np.where(null_mask(orderable), np.nan, values_of(orderable))
+            low = self._reduce(np.fmin, floats.astype(np.float64, copy=False))
+            high = self._reduce(np.fmax, floats.astype(np.float64, copy=False))
             return (
-                pa.array(low, mask=empty).cast(t),
-                pa.array(high, mask=empty).cast(t),
+                array_of(low, pa.float64(), mask=empty).cast(t),
+                array_of(high, pa.float64(), mask=empty).cast(t),
             )
         ints: Any = _as_integers(orderable)
         if ints is not None:
-            info = np.iinfo(ints.type.to_pandas_dtype())
-            low = self._reduce(np.minimum, pc.fill_null(ints, info.max).to_numpy())
-            high = self._reduce(np.maximum, pc.fill_null(ints, info.min).to_numpy())
-            low_array = pa.array(low, type=ints.type, mask=empty)
-            high_array = pa.array(high, type=ints.type, mask=empty)
+            numbers, nulls = values_of(ints), null_mask(ints)
+            info = np.iinfo(numbers.dtype)
+            low = self._reduce(np.minimum, np.where(nulls, info.max, numbers))
+            high = self._reduce(np.maximum, np.where(nulls, info.min, numbers))
+            low_array = array_of(low, ints.type, mask=empty)
+            high_array = array_of(high, ints.type, mask=empty)
             if pa.types.is_boolean(t):
                 return low_array.cast(t), high_array.cast(t)
             return low_array.view(t), high_array.view(t)
@@ -187,18 +191,18 @@ class _Segments:
         """Min and max of strings through the ranks of their distinct values (byte order)."""
         encoded: Any = pc.dictionary_encode(values)
         distinct = encoded.dictionary
-        order = pc.sort_indices(distinct).to_numpy()
+        order = values_of(pc.sort_indices(distinct))
         missing = len(distinct)  # ranks run 0 .. len - 1; nulls point past them
         rank = np.zeros(missing + 1, dtype=np.int64)
         rank[order] = np.arange(missing, dtype=np.int64)
         indices = encoded.indices
-        by_rank = rank[pc.fill_null(indices, missing).to_numpy(zero_copy_only=False)]
-        nulls = indices.is_null().to_numpy(zero_copy_only=False)
+        nulls = null_mask(indices)
+        by_rank = rank[np.where(nulls, missing, values_of(indices))]
         low = self._reduce(np.minimum, np.where(nulls, missing, by_rank))
         high = self._reduce(np.maximum, np.where(nulls, -1, by_rank))
-        pick: Any = pa.array(order)
-        low_index = pa.array(np.where(empty, 0, low), mask=empty)
-        high_index = pa.array(np.where(empty, 0, high), mask=empty)
+        pick: Any = array_of(order, pa.uint64())
+        low_index = array_of(np.where(empty, 0, low), pa.int64(), mask=empty)
+        high_index = array_of(np.where(empty, 0, high), pa.int64(), mask=empty)
         return (
             distinct.take(pick.take(low_index)),
             distinct.take(pick.take(high_index)),
