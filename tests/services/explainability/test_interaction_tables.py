@@ -288,3 +288,46 @@ def test_xgboost_interactions_from_the_tables_are_checked_against_shaps_algorith
     assert (check["native"], check["agrees"]) == (TABLES_SOURCE, True)
     assert check["max_abs_diff"] <= 1e-6
     assert explanation.extras["local_accuracy"]["rows_checked"] == 1
+
+
+@pytest.mark.parametrize(
+    "parameters", [{}, {"zero_as_missing": True}, {"use_missing": False}], ids=str
+)
+def test_lightgbm_checks_read_missing_values_as_lightgbm_does(parameters: dict[str, Any]) -> None:
+    # shap's parse of the trees misreads these rows (see the test against shap above); the
+    # agreement check and the library's interaction values give it the rows as LightGBM
+    # reads them, so every implementation agrees.
+    data = X.copy()
+    data[::7, 1] = np.nan
+    data[::5, 3] = 0.0
+    model = lgb.LGBMRegressor(n_estimators=10, num_leaves=8, verbose=-1, **parameters)
+    model.fit(data, Y)
+    rows = ROWS[:12].copy()
+    rows[::3, 1] = np.nan
+    rows[::4, 3] = 0.0
+    rows[::2, 0] = np.nan
+    tabulated = TreeSHAP(model, native_check="all")
+    library = TreeSHAP(model, native_check="all", implementation="library")
+    for explainer in (tabulated, library):
+        check = explainer.explain(rows).extras["native_check"]
+        assert (check["rows_checked"], check["agrees"]) == (12, True)
+    ours = tabulated.interactions(rows)
+    check = ours.extras["native_check"]
+    assert (check["rows_checked"], check["agrees"]) == (12, True)
+    assert check["max_abs_diff"] <= 1e-9
+    theirs = library.interactions(rows).extras["interaction_values"]
+    np.testing.assert_allclose(ours.extras["interaction_values"], theirs, rtol=0, atol=1e-9)
+
+
+def test_lightgbm_with_missing_values_in_every_feature_is_checked_unchanged() -> None:
+    data = X.copy()
+    for column in range(N_FEATURES):
+        data[column :: 2 * N_FEATURES, column] = np.nan
+    model = lgb.LGBMRegressor(n_estimators=5, num_leaves=6, verbose=-1).fit(data, Y)
+    explainer = TreeSHAP(model, native_check="all")
+    rows = ROWS[:6].copy()
+    rows[::2, 2] = np.nan
+    check = explainer.interactions(rows).extras["native_check"]
+    assert (check["rows_checked"], check["agrees"]) == (6, True)
+    assert explainer._tables is not None
+    assert explainer._tables.splits.nan_as_zero is None

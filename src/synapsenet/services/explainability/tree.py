@@ -79,6 +79,7 @@ from ._interaction_tables import (
 )
 from ._model_tables import model_tables
 from ._native_trees import (
+    LightGBMReads,
     NativeResult,
     native_contributions,
     native_interactions,
@@ -86,6 +87,7 @@ from ._native_trees import (
     shap_reference,
 )
 from ._path_tables import DEFAULT_BUDGET_BYTES, PathTables
+from ._tree_arrays import lightgbm_ensemble
 from ._tree_models import TreeFamily, tree_family, unsupported_reason
 from .adapters import ModelFunction, adapt
 from .contract import (
@@ -345,6 +347,7 @@ class TreeSHAP:
         self._tables_report: dict[str, Any] | None = None
         self._pairs: InteractionTables | None = None
         self._pairs_report: dict[str, Any] | None = None
+        self._lightgbm_reads: LightGBMReads | None = None
         if self.implementation == "tables":
             if self.feature_perturbation != "tree_path_dependent":
                 raise InvalidError(
@@ -436,6 +439,25 @@ class TreeSHAP:
         if self._reference is None:
             self._reference = shap_reference(self.family, self.model)
         return self._reference
+
+    def _reference_rows(self, rows: FloatArray) -> FloatArray:
+        """Rows for shap's parse of the trees, LightGBM's missing-value reading applied."""
+        if self.family != "lightgbm":
+            return rows
+        if self._lightgbm_reads is None:
+            splits = None if self._tables is None else self._tables.splits
+            if splits is None:
+                ensemble = lightgbm_ensemble(self.model)
+                reads = LightGBMReads.of_trees(() if ensemble is None else ensemble.trees)
+            elif splits.nan_as_zero is None or splits.missing_zero is None:
+                # The tables keep no flags when every split sends NaN the default way.
+                reads = LightGBMReads.of_trees(())
+            else:
+                reads = LightGBMReads.of_splits(
+                    splits.feature, splits.nan_as_zero, splits.missing_zero
+                )
+            self._lightgbm_reads = reads
+        return self._lightgbm_reads.apply(rows)
 
     # ------------------------------------------------------------------ public API
 
@@ -541,6 +563,7 @@ class TreeSHAP:
             extras["native_check"] = self._check_native(
                 NativeResult(interaction, bases), matrix, interactions=True, name=TABLES_SOURCE
             )
+            extras["path_tables"] = dict(self._tables_report or {})
             source = TABLES_SOURCE
         elif self.family == "xgboost":
             native = native_interactions(self.model, matrix)
@@ -549,7 +572,7 @@ class TreeSHAP:
             source = "xgboost pred_interactions"
         else:
             explainer = self._shap_explainer()
-            raw = explainer.shap_interaction_values(matrix)
+            raw = explainer.shap_interaction_values(self._reference_rows(matrix))
             interaction = _as_outputs(raw, matrix.shape[0], extra_axes=2)
             bases = self._bases(explainer, interaction.shape[0], interaction.shape[3])
             extras["native_check"] = self._not_checked()
@@ -652,7 +675,7 @@ class TreeSHAP:
         if rows.size == 0:
             return {"status": "off"}
         reference = self._shap_reference()
-        subset = matrix[rows]
+        subset = self._reference_rows(matrix[rows])
         if interactions:
             raw = reference.shap_interaction_values(subset)
             expected = _as_outputs(raw, rows.size, extra_axes=2)
