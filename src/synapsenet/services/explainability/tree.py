@@ -27,7 +27,8 @@ Which implementation computes the values:
 * Path-dependent interaction values of the same models, by default: tabulated too
   (:mod:`._interaction_tables`: one table of pair coefficients per leaf and pattern, built
   on the first :meth:`TreeSHAP.interactions` call and reported in
-  ``extras["interaction_tables"]``), about 25-50x shap's rows per second, checked against
+  ``extras["interaction_tables"]``), about 10-30x shap's rows per second (16-60x without
+  the agreement check, which recomputes its rows with shap), checked against
   shap's C extension on sampled rows like the values. The pair tables and the value tables
   together must fit ``table_budget_bytes``; past it ``"auto"`` keeps the library code
   below (``extras["interaction_tables"]["status"]`` is ``"over_budget"``, with the bytes
