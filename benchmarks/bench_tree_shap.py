@@ -29,6 +29,10 @@ SynapseNet's default (``implementation="auto"``) computes the values with its ta
 TreeSHAP (one table look-up per leaf and path feature); ``"library"`` is the previous default,
 the same C++ code as shap (XGBoost's and LightGBM's own TreeSHAP, or shap's C extension for
 scikit-learn), where the ratio measures only the overhead of the checks around it.
+Interaction values likewise: the default tabulates them (pair tables per leaf, built on the
+first ``interactions`` call; "tables ms" includes the value tables it also builds, "tables
+MiB" is pairs + values), ``"library"`` is XGBoost's ``pred_interactions`` or shap's C
+extension. ``--only values`` / ``--only interactions`` runs one of the two races.
 """
 
 from __future__ import annotations
@@ -204,6 +208,11 @@ def bench_values(
     return rows
 
 
+INTERACTION_VARIANTS = (("sample", "auto"), ("off", "auto"), ("sample", "library"))
+"""(native_check, implementation): the first is the default (tabulated interaction values),
+the last the library code it replaces (XGBoost's pred_interactions or shap's C extension)."""
+
+
 def bench_interactions(
     workload: Workload, instances: np.ndarray[Any, Any], repeats: int
 ) -> list[list[str]]:
@@ -214,23 +223,34 @@ def bench_interactions(
         SHAP_INTERACTIONS: lambda: explainer.shap_interaction_values(data)
     }
     results = {}
-    for check in ("sample", "off"):
-        name = f"SynapseNet TreeSHAP.interactions, native {check}"
-        ours = TreeSHAP(workload.model, native_check=check)
+    for check, implementation in INTERACTION_VARIANTS:
+        name = f"SynapseNet {implementation}, native {check}"
+        ours = TreeSHAP(workload.model, native_check=check, implementation=implementation)
         results[name] = ours.interactions(data)
         contenders[name] = lambda ours=ours: ours.interactions(data)
     seconds = _race(contenders, repeats)
     theirs = seconds[SHAP_INTERACTIONS]
-    rows = [[SHAP_INTERACTIONS, _rate(len(data), theirs.wall), "1.00", "1.00", "-"]]
+    rows = [[SHAP_INTERACTIONS, "-", "-", _rate(len(data), theirs.wall), "1.00", "1.00", "-", "-"]]
     for name, explanation in results.items():
         difference = np.abs(explanation.extras["interaction_values"] - reference).max()
+        tables = explanation.extras.get("interaction_tables", {})
+        used = tables.get("status") == "used"
+        build = tables.get("build_seconds", 0.0) + explanation.extras.get("path_tables", {}).get(
+            "build_seconds", 0.0
+        )
+        native = explanation.extras["native_check"]
         rows.append(
             [
                 name,
+                f"{build * 1e3:.0f}" if used else "-",
+                f"{tables['bytes'] / 2**20:.1f} + {tables['value_table_bytes'] / 2**20:.1f}"
+                if used
+                else "-",
                 _rate(len(data), seconds[name].wall),
                 f"{theirs.wall / seconds[name].wall:.2f}",
                 f"{theirs.cpu / seconds[name].cpu:.2f}",
                 f"{difference:.1e}",
+                str(native.get("rows_checked", native["status"])),
             ]
         )
     return rows
@@ -254,6 +274,12 @@ def main() -> None:
         help="XGBoost/LightGBM threads (both contenders call the same booster); one thread "
         "keeps the ratios stable on a shared machine",
     )
+    parser.add_argument(
+        "--only",
+        choices=("values", "interactions"),
+        default=None,
+        help="run only the SHAP-value or only the interaction-value races",
+    )
     args = parser.parse_args()
 
     warnings.simplefilter("ignore")  # shap's notes about output formats, matplotlib's
@@ -261,24 +287,41 @@ def main() -> None:
     print(f"XGBoost/LightGBM threads: {args.threads}; repeats: {args.repeats}")
     workloads, instances = _workloads(args)
     for workload in workloads:
-        print(f"\n== {workload.name}: SHAP values, {workload.rows} rows x {args.features} features")
+        if args.only == "interactions":
+            print(f"\n== {workload.name}")
+        else:
+            print(
+                f"\n== {workload.name}: SHAP values, {workload.rows} rows x "
+                f"{args.features} features"
+            )
+            print_table(
+                [
+                    "contender",
+                    "setup ms",
+                    "tables ms",
+                    "tables MiB",
+                    "rows/s",
+                    "x shap (wall)",
+                    "x shap (CPU)",
+                    "max |diff|",
+                    "rows checked native / accuracy",
+                ],
+                bench_values(workload, instances, args.repeats),
+            )
+        if args.only == "values":
+            continue
+        print(f"-- interaction values, {workload.interaction_rows} rows")
         print_table(
             [
                 "contender",
-                "setup ms",
                 "tables ms",
-                "tables MiB",
+                "tables MiB (pairs + values)",
                 "rows/s",
                 "x shap (wall)",
                 "x shap (CPU)",
                 "max |diff|",
-                "rows checked native / accuracy",
+                "rows checked native",
             ],
-            bench_values(workload, instances, args.repeats),
-        )
-        print(f"-- interaction values, {workload.interaction_rows} rows")
-        print_table(
-            ["contender", "rows/s", "x shap (wall)", "x shap (CPU)", "max |diff|"],
             bench_interactions(workload, instances, args.repeats),
         )
 

@@ -10,11 +10,14 @@ shap does).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 
+from ._tree_arrays import LIGHTGBM_ZERO, IntArray, TreeArrays
 from .models import FloatArray
 
 NativeFamily = Literal["xgboost", "lightgbm"]
@@ -154,6 +157,68 @@ def native_margins(family: NativeFamily, model: Any, instances: FloatArray) -> F
         return _as_margins(margins, n_rows)
     booster = model.booster_ if hasattr(model, "booster_") else model
     return _as_margins(booster.predict(instances, raw_score=True, num_iteration=-1), n_rows)
+
+
+@dataclass(frozen=True)
+class LightGBMReads:
+    """LightGBM's reading of NaN and zero, put into rows so that shap's parse reads them alike.
+
+    shap's parse of LightGBM trees sends a NaN the default way and compares a zero with the
+    threshold on every split. LightGBM reads a NaN as 0.0 on splits of features that had no
+    missing value in training (missing type ``None``, or ``use_missing=False``) and treats
+    zero as missing on ``Zero`` splits (``zero_as_missing=True``). Missing types are set per
+    feature at training, so the rows are rewritten per feature: NaN to 0.0 where every
+    split of the feature is ``None``, zero to NaN where every split is ``Zero``.
+
+    Attributes:
+        nan_as_zero: Features whose NaN LightGBM reads as 0.0.
+        zero_as_missing: Features whose zero LightGBM treats as missing.
+    """
+
+    nan_as_zero: IntArray
+    zero_as_missing: IntArray
+
+    @classmethod
+    def of_splits(
+        cls,
+        feature: IntArray,
+        nan_as_zero: npt.NDArray[np.bool_],
+        missing_zero: npt.NDArray[np.bool_],
+    ) -> LightGBMReads:
+        """The features every split of which reads NaN as 0.0, or zero as missing.
+
+        Args:
+            feature: Split feature of every split.
+            nan_as_zero: Whether each split reads a NaN as 0.0 (missing type ``None``).
+            missing_zero: Whether each split treats zero as missing (type ``Zero``).
+        """
+        features = np.unique(feature)
+
+        def every(flags: npt.NDArray[np.bool_]) -> IntArray:
+            some_not = np.unique(feature[~flags])
+            return np.setdiff1d(features, some_not).astype(np.intp)
+
+        return cls(every(nan_as_zero), every(missing_zero))
+
+    @classmethod
+    def of_trees(cls, trees: Sequence[TreeArrays]) -> LightGBMReads:
+        """The reading of the splits of ``trees`` (none: rows are left as they are)."""
+        internal = [tree.left >= 0 for tree in trees]
+        pairs = list(zip(trees, internal, strict=True))
+        return cls.of_splits(
+            np.concatenate([np.empty(0, np.intp)] + [t.feature[keep] for t, keep in pairs]),
+            np.concatenate([np.empty(0, np.bool_)] + [t.nan_as_zero[keep] for t, keep in pairs]),
+            np.concatenate([np.empty(0, np.bool_)] + [t.missing_zero[keep] for t, keep in pairs]),
+        )
+
+    def apply(self, rows: FloatArray) -> FloatArray:
+        """``rows`` as LightGBM reads them, for shap's parse (a copy)."""
+        read = rows.copy()
+        columns = read[:, self.nan_as_zero]
+        read[:, self.nan_as_zero] = np.where(np.isnan(columns), 0.0, columns)
+        columns = read[:, self.zero_as_missing]
+        read[:, self.zero_as_missing] = np.where(np.abs(columns) <= LIGHTGBM_ZERO, np.nan, columns)
+        return read
 
 
 def shap_reference(family: NativeFamily, model: Any, background: FloatArray | None = None) -> Any:

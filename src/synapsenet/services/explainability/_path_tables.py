@@ -207,6 +207,8 @@ class PathTables:
     leaf_values: FloatArray
     element_leaf: IntArray
     element_offset: IntArray
+    element_feature: IntArray
+    element_zero: FloatArray
     table: FloatArray
     combine: scipy.sparse.csr_matrix
 
@@ -231,8 +233,12 @@ class PathTables:
             goes_left = np.where(missing, splits.default_left[:, None], goes_left)
         return goes_left
 
-    def _failed_bits(self, chunk: FloatArray) -> npt.NDArray[np.int32]:
-        """``(leaves, rows)``: the path features each row fails, as bits, per leaf."""
+    def failed_bits(self, chunk: FloatArray) -> npt.NDArray[np.int32]:
+        """``(leaves, rows)``: the path features each row fails, as bits, per leaf.
+
+        Bit ``t`` of a leaf's entry stands for its ``t``-th distinct path feature (in path
+        order); leaves without any failed bit are the ones the row reaches.
+        """
         goes_left = self._goes_left(chunk)
         failed = np.zeros((self.n_nodes, chunk.shape[0]), dtype=np.int32)
         start = self.n_roots
@@ -260,14 +266,17 @@ class PathTables:
         out = np.empty((n_rows, self.n_features, self.n_outputs))
         step = max(1, CHUNK_ELEMENTS // max(1, self.element_leaf.size))
         for start in range(0, n_rows, step):
-            chunk = instances[start : start + step]
-            scaled = self._failed_bits(chunk).astype(np.intp) * self.leaf_width[:, None]
-            index = scaled[self.element_leaf] + self.element_offset[:, None]
-            combined = np.asarray(self.combine @ self.table[index])
-            out[start : start + step] = combined.reshape(
-                self.n_features, self.n_outputs, -1
-            ).transpose(2, 0, 1)
+            out[start : start + step] = self.values_of(
+                self.failed_bits(instances[start : start + step])
+            )
         return out
+
+    def values_of(self, failed: npt.NDArray[np.int32]) -> FloatArray:
+        """``(rows, M, K)`` SHAP values of rows given by their :meth:`failed_bits`."""
+        scaled = failed.astype(np.intp) * self.leaf_width[:, None]
+        index = scaled[self.element_leaf] + self.element_offset[:, None]
+        combined = np.asarray(self.combine @ self.table[index])
+        return combined.reshape(self.n_features, self.n_outputs, -1).transpose(2, 0, 1)
 
     def predict(self, instances: FloatArray) -> FloatArray:
         """The ensemble's output from the leaves each row reaches (those with no failed bit).
@@ -278,7 +287,7 @@ class PathTables:
         Returns:
             ``(n, K)`` outputs, base included.
         """
-        reached = (self._failed_bits(instances) == 0).astype(np.float64)
+        reached = (self.failed_bits(instances) == 0).astype(np.float64)
         return np.asarray(reached.T @ self.leaf_values) + self.base
 
 
@@ -362,6 +371,8 @@ def compile_tables(
         leaf_values=values,
         element_leaf=element_leaf,
         element_offset=offsets[element_leaf] + element_position,
+        element_feature=element_feature,
+        element_zero=np.array([zero for leaf in layout.leaves for zero in leaf.zeros]),
         table=table,
         combine=combine,
     )
