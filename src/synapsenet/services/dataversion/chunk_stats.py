@@ -79,6 +79,16 @@ _SAVE_ROWS: Final = 8192
 _SPOOL_PIECE: Final = MiB
 
 
+def _release_unused() -> None:
+    """Hand memory Arrow's allocator keeps cached back to the system.
+
+    Parsing runs on other threads than the cutting, and Arrow's default allocator
+    (mimalloc) keeps what each thread freed for its later use: without this, a 2 GB CSV
+    commit's resident memory holds ~30 MB of such pages by its end.
+    """
+    pa.default_memory_pool().release_unused()
+
+
 class _NotRowsError(Exception):
     """The chunks cannot be parsed one by one; read the file in one pass."""
 
@@ -272,6 +282,7 @@ class CsvChunkStats:
             spool.seek(0)
             pieces = iter(lambda: spool.read(_SPOOL_PIECE), b"")
             self.store.put(self.key(entry.content_hash), itertools.chain([hasher.digest()], pieces))
+        _release_unused()
 
     def start_file(self, name: str, executor: Executor) -> CsvFileStats:
         """Begin the statistics of one CSV file, fed its chunks as they are cut.
@@ -433,6 +444,7 @@ class CsvFileStats:
         merged: Future[pa.Table] = Future()
         merged.set_result(pa.concat_tables([f.result() for f in done]).combine_chunks())
         self._parsing[-_MERGE_BATCHES:] = [merged]
+        _release_unused()
 
     def finish(
         self, entry: FileEntry, *, rows_aligned: bool
