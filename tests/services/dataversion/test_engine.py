@@ -225,7 +225,8 @@ def test_checkout_restores_exact_bytes_and_partial_paths(
     assert not (partial / "big.bin").exists()
     with pytest.raises(ConflictError, match="exist already"):
         engine.checkout(version.ref, out)
-    engine.checkout(version.ref, out, overwrite=True)
+    engine.checkout(version.ref, out, overwrite=True, rehash=True)
+    assert (out / "big.bin").read_bytes() == payload
     with pytest.raises(NotFoundError, match=r"nope\.txt"):
         engine.checkout(version.ref, tmp_path / "x", paths=["nope.txt"])
 
@@ -246,9 +247,10 @@ def test_corruption_is_detected_by_verify_and_checkout(
     assert not report.ok
     assert report.problems
     out = tmp_path / "out"
-    with pytest.raises(CorruptDataError):
-        engine.checkout(version.ref, out)
-    assert list(out.iterdir()) == []  # no partial file under its real name
+    for rehash in (False, True):
+        with pytest.raises(CorruptDataError, match="is corrupt"):
+            engine.checkout(version.ref, out, rehash=rehash)
+        assert list(out.iterdir()) == []  # no partial file under its real name
 
 
 def test_statistics_of_a_tabular_version(engine: DatasetVersioningEngine) -> None:

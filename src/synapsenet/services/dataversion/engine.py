@@ -520,7 +520,7 @@ class DatasetVersioningEngine:
         return DatasetStats.from_dict(json.loads(document)) if document else None
 
     def read_file(self, ref: str, path: str) -> Iterator[bytes]:
-        """Stream one file of a version, verifying every chunk and the whole-file hash.
+        """Stream one file of a version, verifying every chunk and the file's size.
 
         Raises:
             NotFoundError: The version has no such file.
@@ -539,11 +539,14 @@ class DatasetVersioningEngine:
         paths: Sequence[str] | None = None,
         overwrite: bool = False,
         progress: Progress | None = None,
+        rehash: bool = False,
     ) -> builtins.list[Path]:
-        """Restore a version's exact bytes (every hash verified) under ``destination``.
+        """Restore a version's exact bytes (every chunk's hash verified) under ``destination``.
 
-        Each file is written to a temporary name and renamed into place only once its hash
-        matched, so an interrupted checkout never leaves a corrupt file under its real name.
+        Each file is written to a temporary name and renamed into place only once all its
+        chunks matched their addresses and sizes, so an interrupted checkout never leaves a
+        corrupt file under its real name. ``rehash`` also checks each file's whole-content
+        hash, as :meth:`verify` does (a second BLAKE3 pass over the bytes).
 
         Args:
             ref: The version.
@@ -551,6 +554,7 @@ class DatasetVersioningEngine:
             paths: Only these files (partial checkout); all by default.
             overwrite: Replace files that exist already.
             progress: Called with bytes as they are restored.
+            rehash: Also check every file's whole-content hash.
 
         Returns:
             The files written.
@@ -582,7 +586,7 @@ class DatasetVersioningEngine:
             fd, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
             try:
                 with os.fdopen(fd, "wb", buffering=_WRITE_BUFFER) as handle:
-                    for block in self.chunks.read_stream(entry):
+                    for block in self.chunks.read_stream(entry, rehash=rehash):
                         handle.write(block)
                         if progress is not None:
                             progress(len(block))
