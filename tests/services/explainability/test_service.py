@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -238,6 +239,36 @@ def test_tree_explainers_are_kept_per_model_version_and_settings(
     assert len(pool) == 2
     with pytest.raises(InvalidError, match="native_check"):
         pool.shap(loaded, "auto", {"native_check": "never"})
+
+
+def test_tree_explainers_are_evicted_when_their_tables_exceed_the_pools_budget(
+    loader: InMemoryModelLoader,
+) -> None:
+    loaded = loader.load("credit", "1")
+    rows = training_rows()[:2]
+    path: dict[str, Any] = {"feature_perturbation": "tree_path_dependent"}  # tabulated
+    unbounded = TreeExplainerPool()
+    explain_tabular(loaded, rows, "shap", "auto", path, unbounded)
+    one = unbounded.table_bytes
+    assert one > 0  # the tabulated TreeSHAP built its tables
+    pool = TreeExplainerPool(max_table_bytes=one)
+    first = pool.shap(loaded, "auto", path)
+    first.explain(rows)
+    assert pool.table_bytes == one
+    second = pool.shap(loaded, "auto", path | {"native_check": "off"})
+    assert len(pool) == 2  # the newcomer has built nothing yet: within the budget
+    second.explain(rows)
+    assert pool.table_bytes == 2 * one
+    third = pool.shap(loaded, "auto", path | {"native_check": "all"})
+    assert len(pool) == 2  # the least recently used one went: two tables were over budget
+    assert pool.shap(loaded, "auto", path | {"native_check": "off"}) is second
+    assert pool.shap(loaded, "auto", path | {"native_check": "all"}) is third
+    assert pool.shap(loaded, "auto", path) is not first
+    # A single explainer is kept whatever its tables take.
+    tiny = TreeExplainerPool(max_table_bytes=0)
+    kept = tiny.shap(loaded, "auto", path)
+    kept.explain(rows)
+    assert tiny.shap(loaded, "auto", path) is kept
 
 
 def test_an_empty_pool_is_filled_by_the_first_tree_explanation(

@@ -138,15 +138,24 @@ class TreeExplainerPool:
     """SHAP explainers of tree models, reused across requests, least recently used evicted.
 
     Only explainers that resolved to TreeSHAP are kept: they are stateless between calls
-    apart from shap's parse of the trees, built once on the first checked call. Two threads
-    building the same parse at once both succeed; one result is kept.
+    apart from what they build once on first use (the tabulated TreeSHAP's tables, shap's
+    parse of the trees for the agreement check). Two threads building the same state at
+    once both succeed; one result is kept.
+
+    The tables can take up to ``TreeSHAP``'s ``table_budget_bytes`` (256 MiB) per model, so
+    the pool is bounded by their memory as well as by count: when an explainer is added, the
+    least recently used ones go until at most ``max_size`` remain and the tables of the
+    others add up to at most ``max_table_bytes`` (tables are counted once built, so the
+    newest explainer's count on the next addition).
 
     Args:
         max_size: Explainers kept.
+        max_table_bytes: Memory the kept explainers' tables may take together.
     """
 
-    def __init__(self, max_size: int = 16) -> None:
+    def __init__(self, max_size: int = 16, max_table_bytes: int = 1 << 30) -> None:
         self.max_size = max_size
+        self.max_table_bytes = max_table_bytes
         self._explainers: OrderedDict[tuple[str, str, str], SHAPExplainer] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -180,9 +189,20 @@ class TreeExplainerPool:
         if explainer.tree_ is not None:
             with self._lock:
                 self._explainers[key] = explainer
-                while len(self._explainers) > self.max_size:
+                while len(self._explainers) > self.max_size or (
+                    len(self._explainers) > 1 and self.table_bytes > self.max_table_bytes
+                ):
                     self._explainers.popitem(last=False)
         return explainer
+
+    @property
+    def table_bytes(self) -> int:
+        """Memory of the tables the kept explainers have built."""
+        return sum(
+            explainer.tree_.table_bytes
+            for explainer in self._explainers.values()
+            if explainer.tree_ is not None
+        )
 
 
 def explain_tabular(

@@ -415,6 +415,12 @@ class TreeSHAP:
         return self._pairs, self._pairs_report
 
     @property
+    def table_bytes(self) -> int:
+        """Memory held by the tables built so far (values, and interaction pairs if built)."""
+        values = 0 if self._tables is None else self._tables.table_bytes
+        return values + (0 if self._pairs is None else self._pairs.table_bytes)
+
+    @property
     def uses_native(self) -> bool:
         """Whether SHAP values come from XGBoost's or LightGBM's own TreeSHAP."""
         return self.family != "sklearn" and self.feature_perturbation == "tree_path_dependent"
