@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import shap
 import xgboost as xgb
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier, RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.tree import DecisionTreeRegressor
 
 from synapsenet.errors import InvalidError
@@ -30,7 +30,17 @@ from synapsenet.services.explainability.tree import (
     TreeSHAP,
 )
 
-from .test_path_tables import CLASSES, N_FEATURES, ROWS, X, Y, _brute_force, _expected, _tables
+from .test_path_tables import (
+    CLASSES,
+    N_FEATURES,
+    ROWS,
+    SKLEARN_MODELS,
+    X,
+    Y,
+    _brute_force,
+    _expected,
+    _tables,
+)
 
 
 def _interactions(family: Any, model: Any) -> InteractionTables:
@@ -123,19 +133,7 @@ def test_interactions_equal_the_brute_force_index_with_missing_values() -> None:
 # ---------------------------------------------------------------- against shap
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        RandomForestRegressor(n_estimators=8, max_depth=6, random_state=0).fit(X, Y),
-        RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, CLASSES),
-        ExtraTreesClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, Y > 0),
-        RandomForestRegressor(n_estimators=4, max_depth=5, random_state=0).fit(
-            X, np.c_[Y, X[:, 4]]
-        ),
-        DecisionTreeRegressor(random_state=0, max_depth=12).fit(X, Y),
-    ],
-    ids=["forest", "classifier", "extra-trees", "multi-output", "deep-tree"],
-)
+@pytest.mark.parametrize("model", SKLEARN_MODELS.values(), ids=SKLEARN_MODELS.keys())
 def test_scikit_learn_interactions_equal_shaps_to_1e9(model: Any) -> None:
     ours = _assert_consistent(_interactions("sklearn", model), ROWS)
     assert np.abs(ours - _shap_interactions(model, ROWS)).max() <= 1e-9

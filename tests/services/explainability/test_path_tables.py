@@ -56,6 +56,20 @@ CLASSES = np.digitize(Y, [-1.0, 1.0])
 ROWS = RNG.normal(size=(40, N_FEATURES))
 
 
+SKLEARN_MODELS: dict[str, Any] = {
+    "forest": RandomForestRegressor(n_estimators=8, max_depth=6, random_state=0).fit(X, Y),
+    "classifier": RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0).fit(
+        X, CLASSES
+    ),
+    "extra-trees": ExtraTreesClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, Y > 0),
+    "multi-output": RandomForestRegressor(n_estimators=4, max_depth=5, random_state=0).fit(
+        X, np.c_[Y, X[:, 4]]
+    ),
+    "deep-tree": DecisionTreeRegressor(random_state=0, max_depth=12).fit(X, Y),
+}
+"""Fitted scikit-learn models of every layout the tables read, by test id."""
+
+
 def _tables(family: Any, model: Any) -> PathTables:
     tables = model_tables(family, model, 2**28)
     assert tables is not None
@@ -146,19 +160,7 @@ def test_values_equal_brute_force_for_a_classifier_forest_with_missing_values() 
 # ---------------------------------------------------------------- against shap
 
 
-@pytest.mark.parametrize(
-    "model",
-    [
-        RandomForestRegressor(n_estimators=8, max_depth=6, random_state=0).fit(X, Y),
-        RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, CLASSES),
-        ExtraTreesClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, Y > 0),
-        RandomForestRegressor(n_estimators=4, max_depth=5, random_state=0).fit(
-            X, np.c_[Y, X[:, 4]]
-        ),
-        DecisionTreeRegressor(random_state=0, max_depth=12).fit(X, Y),
-    ],
-    ids=["forest", "classifier", "extra-trees", "multi-output", "deep-tree"],
-)
+@pytest.mark.parametrize("model", SKLEARN_MODELS.values(), ids=SKLEARN_MODELS.keys())
 def test_scikit_learn_values_equal_shaps_to_1e9(model: Any) -> None:
     tables = _tables("sklearn", model)
     expected = _shap(model, ROWS)
