@@ -33,22 +33,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from itertools import combinations
-from math import factorial
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse
 
-from ._path_tables import CHUNK_ELEMENTS, PathTables
+from ._path_tables import CHUNK_ELEMENTS, PathTables, shapley_weights, subset_polynomials
 from ._tree_arrays import IntArray
 from .models import FloatArray
-
-
-def _pair_weights(d: int) -> FloatArray:
-    """Half the interaction index weights ``w(s, d - 1) / 2`` for ``s = 0 .. d - 2``."""
-    return np.array(
-        [factorial(s) * factorial(d - 2 - s) / factorial(d - 1) / 2 for s in range(d - 1)]
-    )
 
 
 def _pair_tables(zeros: FloatArray) -> FloatArray:
@@ -59,21 +51,13 @@ def _pair_tables(zeros: FloatArray) -> FloatArray:
     in :func:`itertools.combinations` order, when the row fails the features in bit set ``q``.
     """
     n_leaves, d = zeros.shape
-    weights = _pair_weights(d)
+    weights = shapley_weights(d - 1) / 2  # half the interaction index's weights
     ones = (2**d - 1) ^ np.arange(2**d)  # the satisfied bits of each failed-bits index
     pairs = list(combinations(range(d), 2))
     table = np.empty((n_leaves, 2**d, len(pairs)))
     for p, (a, b) in enumerate(pairs):
-        # poly[l, r, s]: sum over S with |S| = s of prod z_k for the others outside S, over
-        # subsets r (bits in the order of the other features) of the satisfied others.
-        poly = np.zeros((n_leaves, 1, d - 1))
-        poly[:, 0, 0] = 1.0
-        for k in (k for k in range(d) if k not in (a, b)):
-            outside = poly * zeros[:, k, None, None]
-            inside = outside.copy()
-            inside[:, :, 1:] += poly[:, :, :-1]
-            poly = np.concatenate([outside, inside], axis=1)
-        sums = poly @ weights
+        outside_pair = (k for k in range(d) if k not in (a, b))
+        sums = subset_polynomials(zeros, outside_pair) @ weights
         others = (
             (ones & ((1 << a) - 1))
             | (((ones >> (a + 1)) & ((1 << (b - a - 1)) - 1)) << a)

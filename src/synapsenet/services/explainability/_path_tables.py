@@ -28,6 +28,7 @@ Tables need ``8 * d * 2**d`` bytes per leaf: :func:`compile_tables` returns None
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from math import factorial, prod
 
@@ -132,8 +133,28 @@ def _walk(ensemble: TreeEnsemble) -> _Layout | None:
     return layout
 
 
-def _shapley_weights(d: int) -> FloatArray:
+def shapley_weights(d: int) -> FloatArray:
+    """The Shapley weights ``w(s, d) = s! (d - 1 - s)! / d!`` for ``s = 0 .. d - 1``."""
     return np.array([factorial(s) * factorial(d - 1 - s) / factorial(d) for s in range(d)])
+
+
+def subset_polynomials(zeros: FloatArray, others: Iterable[int]) -> FloatArray:
+    """Zero-fraction products over the coalitions of ``others``, by satisfied subset and size.
+
+    ``zeros`` is ``(L, d)``. Entry ``[l, r, s]`` is, for leaf ``l`` and the subset ``r`` of
+    ``others`` a row satisfies (bit ``j`` of ``r`` for the ``j``-th of ``others``), the sum
+    over coalitions ``S`` within ``r`` with ``|S| = s`` of ``prod z_k`` over the others
+    outside ``S``. Shape ``(L, 2**m, m + 1)`` for ``m`` others.
+    """
+    features = list(others)
+    poly = np.zeros((zeros.shape[0], 1, len(features) + 1))
+    poly[:, 0, 0] = 1.0
+    for k in features:
+        outside = poly * zeros[:, k, None, None]
+        inside = outside.copy()
+        inside[:, :, 1:] += poly[:, :, :-1]
+        poly = np.concatenate([outside, inside], axis=1)
+    return poly
 
 
 def _leaf_tables(zeros: FloatArray) -> FloatArray:
@@ -143,21 +164,12 @@ def _leaf_tables(zeros: FloatArray) -> FloatArray:
     its ``i``-th path feature when the row fails the features in bit set ``q``.
     """
     n_leaves, d = zeros.shape
-    weights = _shapley_weights(d)
+    weights = shapley_weights(d)
     patterns = np.arange(2**d)
     ones = (2**d - 1) ^ patterns  # the satisfied bits of each failed-bits index
     table = np.empty((n_leaves, 2**d, d))
     for i in range(d):
-        # poly[l, r, s]: sum over S with |S| = s of prod z_j for the others outside S, over
-        # subsets R (bit set r, in the order of `others`) of the satisfied other features.
-        poly = np.zeros((n_leaves, 1, d))
-        poly[:, 0, 0] = 1.0
-        for k in (k for k in range(d) if k != i):
-            outside = poly * zeros[:, k, None, None]
-            inside = outside.copy()
-            inside[:, :, 1:] += poly[:, :, :-1]
-            poly = np.concatenate([outside, inside], axis=1)
-        sums = poly @ weights
+        sums = subset_polynomials(zeros, (k for k in range(d) if k != i)) @ weights
         low = ones & ((1 << i) - 1)
         others = low | ((ones >> (i + 1)) << i)
         satisfied = ((ones >> i) & 1).astype(np.float64)
