@@ -39,6 +39,7 @@ from .test_path_tables import (
     Y,
     _brute_force,
     _expected,
+    _outputs,
     _tables,
 )
 
@@ -49,15 +50,10 @@ def _interactions(family: Any, model: Any) -> InteractionTables:
     return tables
 
 
-def _with_outputs(values: Any) -> FloatArray:
-    array = np.asarray(values, dtype=np.float64)
-    return array[..., None] if array.ndim == 3 else array
-
-
 def _shap_interactions(model: Any, rows: FloatArray) -> FloatArray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return _with_outputs(shap.TreeExplainer(model).shap_interaction_values(rows))
+        return _outputs(shap.TreeExplainer(model).shap_interaction_values(rows), rank=3)
 
 
 def _assert_consistent(interactions: InteractionTables, rows: FloatArray) -> FloatArray:
@@ -194,7 +190,7 @@ def test_xgboost_interactions_equal_its_own_within_float32(multiclass: bool) -> 
     assert np.abs(ours - native.values).max() <= allowed
     assert np.abs(ours - _shap_interactions(model, rows)).max() <= allowed
     # shap's C extension computes in float64 on shap's parse of the same trees.
-    reference = _with_outputs(shap_reference("xgboost", model).shap_interaction_values(rows))
+    reference = _outputs(shap_reference("xgboost", model).shap_interaction_values(rows), rank=3)
     assert np.abs(ours - reference).max() <= 1e-6
 
 

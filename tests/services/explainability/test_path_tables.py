@@ -76,9 +76,10 @@ def _tables(family: Any, model: Any) -> PathTables:
     return tables
 
 
-def _outputs(values: Any) -> FloatArray:
+def _outputs(values: Any, rank: int = 2) -> FloatArray:
+    """shap's values with an output axis: it drops it for single-output models."""
     array = np.asarray(values, dtype=np.float64)
-    return array[..., None] if array.ndim == 2 else array
+    return array[..., None] if array.ndim == rank else array
 
 
 def _shap(model: Any, rows: FloatArray) -> FloatArray:

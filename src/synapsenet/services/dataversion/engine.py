@@ -520,7 +520,7 @@ class DatasetVersioningEngine:
         return DatasetStats.from_dict(json.loads(document)) if document else None
 
     def read_file(self, ref: str, path: str) -> Iterator[bytes]:
-        """Stream one file of a version, verifying every chunk and the file's size.
+        """Stream one file of a version, every chunk verified against its address and size.
 
         Raises:
             NotFoundError: The version has no such file.
