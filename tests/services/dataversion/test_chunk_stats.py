@@ -244,6 +244,38 @@ def test_row_counts_match_pyarrow_on_generated_csv(
     assert quoted_newlines == any("\n" in value for value in values)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(st.lists(st.text("abc019.-", max_size=6), min_size=3, max_size=3), max_size=60),
+    blank_after=st.sets(st.integers(0, 59), max_size=3),
+    trailing_newline=st.booleans(),
+    cuts=st.lists(st.integers(0, 60), max_size=6),
+)
+def test_row_counts_of_unquoted_csv_take_the_plain_path_and_match_pyarrow(
+    rows: list[list[str]], blank_after: set[int], trailing_newline: bool, cuts: list[int]
+) -> None:
+    lines = []
+    for number, fields in enumerate(rows):
+        lines.append(",".join(fields).encode() + b"\n")
+        if number in blank_after:
+            lines.append(b"\n")  # an empty line: no row, and not the plain counting
+    data = b"".join(lines)
+    if data and not trailing_newline:
+        data = data[:-1]
+    line_ends = list(accumulate(len(line) for line in lines))
+    ends = sorted({min(line_ends[c], len(data)) for c in cuts if c < len(line_ends)})
+    ends = [*[e for e in ends if e < len(data)], len(data)]
+    scan = _RowScan(data)
+    assert scan.plain
+    counts, quoted_newlines = scan.row_counts(np.asarray(ends, dtype=np.int64))
+    starts = [0, *ends[:-1]]
+    assert counts.tolist() == [
+        pyarrow_rows(data[s:e], 3) for s, e in zip(starts, ends, strict=True)
+    ]
+    assert not quoted_newlines
+    assert scan.problem(np.asarray(ends, dtype=np.int64)) is None
+
+
 @pytest.mark.parametrize(
     "data",
     [

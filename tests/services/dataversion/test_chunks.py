@@ -471,15 +471,20 @@ def test_chunks_larger_than_half_a_read_window_are_written(
     assert b"".join(ChunkStore(local_store).read_stream(entry)) == data
 
 
-def test_a_write_can_use_fewer_threads_than_the_store(local_store: LocalObjectStore) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_write_can_use_fewer_threads_than_the_store(
+    local_store: LocalObjectStore, workers: int
+) -> None:
     data = random_bytes(2 * MiB)
     chunks = ChunkStore(local_store, workers=4)
+    assert chunks.threads == 4
+    assert ChunkStore(local_store, workers=1).threads == 0
     opener = [("f", lambda: nullcontext(io.BytesIO(data)))]
-    (entry,) = chunks.write_files(opener, workers=1)
+    (entry,) = chunks.write_files(opener, workers=workers)
     assert entry == ChunkStore(local_store, workers=4).write_stream("f", io.BytesIO(data))
     assert b"".join(chunks.read_stream(entry)) == data
     with pytest.raises(InvalidError, match="'workers'"):
-        chunks.write_files(opener, workers=0)
+        chunks.write_files(opener, workers=-1)
 
 
 @pytest.mark.parametrize("workers", [1, 4])

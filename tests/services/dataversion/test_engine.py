@@ -19,7 +19,7 @@ from synapsenet.core.outbox import OutboxRecord
 from synapsenet.core.storage import LocalObjectStore, ObjectStore
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
 from synapsenet.services.dataversion.chunks import CorruptDataError
-from synapsenet.services.dataversion.engine import DatasetVersioningEngine
+from synapsenet.services.dataversion.engine import DatasetVersioningEngine, csv_threads
 from synapsenet.services.dataversion.schema import SchemaIncompatibleError
 from tests.services.dataversion.conftest import frame
 
@@ -381,7 +381,7 @@ import os, signal, sys
 from pathlib import Path
 from synapsenet.core.db import Database
 from synapsenet.core.storage import LocalObjectStore
-from synapsenet.services.dataversion.engine import DatasetVersioningEngine
+from synapsenet.services.dataversion.engine import DatasetVersioningEngine, csv_threads
 
 db_url, objects, path = sys.argv[1:4]
 engine = DatasetVersioningEngine(Database(db_url), LocalObjectStore(Path(objects)))
@@ -421,3 +421,8 @@ def test_a_commit_killed_midway_leaves_no_version_and_gc_cleans_up(
     assert chunk_keys(objects) == []
     version = engine.commit("blobs", data)
     assert engine.verify(version.ref).ok
+
+
+@pytest.mark.parametrize(("threads", "expected"), [(0, 0), (1, 1), (2, 1), (4, 3)])
+def test_a_csv_commit_leaves_one_core_to_the_statistics(threads: int, expected: int) -> None:
+    assert csv_threads(threads) == expected

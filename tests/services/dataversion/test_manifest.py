@@ -361,6 +361,37 @@ def test_save_then_load_round_trips_and_verifies(object_store: ObjectStore) -> N
     assert "ManifestStore(" in repr(manifests_)
 
 
+def test_load_recent_serves_the_last_saved_or_loaded_manifests(
+    local_store: LocalObjectStore,
+) -> None:
+    first, second, third = (Manifest((entry(f"f{n}.csv", n),)) for n in (1, 2, 3))
+    writer = ManifestStore(local_store, keep=2)
+    roots = [writer.save(manifest) for manifest in (first, second, third)]
+    for root in roots:
+        local_store.delete(manifest_key(root))
+    # The two most recent stay in memory; load() still reads the store.
+    assert writer.load_recent(roots[2]) == third
+    assert writer.load_recent(roots[1]) == second
+    with pytest.raises(NotFoundError):
+        writer.load(roots[1])
+    with pytest.raises(NotFoundError):
+        writer.load_recent(roots[0])  # evicted
+    # A store that keeps none reads every time; a load is kept as a save is.
+    reader = ManifestStore(local_store, keep=0)
+    reader.save(first)
+    with pytest.raises(NotFoundError):
+        ManifestStore(local_store, keep=0).load_recent(roots[1])
+    assert reader.load_recent(roots[0]) == first
+    local_store.delete(manifest_key(roots[0]))
+    with pytest.raises(NotFoundError):
+        reader.load_recent(roots[0])
+    root = ManifestStore(local_store).save(second)
+    loader = ManifestStore(local_store, keep=1)
+    assert loader.load_recent(root) == second  # read from the store, then kept
+    local_store.delete(manifest_key(root))
+    assert loader.load_recent(root) == second
+
+
 def test_loading_an_unknown_root_raises_not_found(object_store: ObjectStore) -> None:
     with pytest.raises(NotFoundError, match=f"No manifest with root {A}"):
         ManifestStore(object_store).load(A)

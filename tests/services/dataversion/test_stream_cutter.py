@@ -16,6 +16,7 @@ import random
 import re
 from typing import BinaryIO, cast
 
+import blake3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -191,6 +192,23 @@ def test_plain_cuts_are_fastcdc_cuts_whatever_the_window_and_read_sizes(
     assert cut(data, SMALL, window=window) == (expected, False)
     assert cut(data, SMALL, window=window, stream=ShortReads(data, step)) == (expected, False)
     assert cut(data, SMALL, window=window, stream=ReadOnly(data, step)) == (expected, False)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.binary(max_size=30_000),
+    window=st.integers(min_value=2 * KiB, max_value=9 * KiB),
+    step=st.integers(min_value=1, max_value=5000),
+    rows=st.booleans(),
+)
+def test_the_digest_sees_every_byte_of_the_stream_in_order(
+    data: bytes, window: int, step: int, rows: bool
+) -> None:
+    digest = blake3.blake3()
+    cutter = StreamCutter(SMALL, rows=rows, window=window)
+    chunks = [bytes(c) for c in cutter.cut(cast(BinaryIO, ShortReads(data, step)), digest=digest)]
+    assert b"".join(chunks) == data
+    assert digest.hexdigest() == blake3.blake3(data).hexdigest()
 
 
 def test_plain_cuts_of_several_windows_with_default_sizes_are_fastcdc_cuts() -> None:

@@ -12,22 +12,23 @@ _R = TypeVar("_R")
 
 
 def bounded_map(
-    fn: Callable[[_T], _R], items: Iterable[_T], workers: int
+    fn: Callable[[_T], _R], items: Iterable[_T], threads: int
 ) -> Generator[_R, None, None]:
-    """Apply ``fn`` to ``items`` on ``workers`` threads, yielding results in input order.
+    """Apply ``fn`` to ``items`` on ``threads`` threads, yielding results in input order.
 
-    At most ``2 * workers`` items are in flight, so memory stays bounded whatever the
-    number of items; ``items`` is consumed lazily.
+    At most ``2 * threads`` items are in flight, so memory stays bounded whatever the
+    number of items; ``items`` is consumed lazily, on the calling thread. With no
+    threads, ``fn`` runs on the calling thread.
     """
-    if workers == 1:
+    if threads == 0:
         yield from map(fn, items)
         return
-    with ThreadPoolExecutor(workers, thread_name_prefix="chunk-store") as pool:
+    with ThreadPoolExecutor(threads, thread_name_prefix="chunk-store") as pool:
         pending: deque[Future[_R]] = deque()
         try:
             for item in items:
                 pending.append(pool.submit(fn, item))
-                if len(pending) >= 2 * workers:
+                if len(pending) >= 2 * threads:
                     yield pending.popleft().result()
             while pending:
                 yield pending.popleft().result()

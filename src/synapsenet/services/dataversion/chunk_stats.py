@@ -153,9 +153,15 @@ class _RowScan:
     def __init__(self, data: bytes | bytearray) -> None:
         self.data = data
         self.array = np.frombuffer(data, dtype=np.uint8)
-        self.quotes = np.flatnonzero(self.array == _QUOTE) if b'"' in data else np.empty(0, np.intp)
+        quoted = b'"' in data
+        self.quotes = np.flatnonzero(self.array == _QUOTE) if quoted else np.empty(0, np.intp)
+        # Most CSV has no quotes and no carriage returns: every newline then ends a row,
+        # and counting them needs no position arrays (see _plain_counts).
+        self.plain = not quoted and b"\r" not in data
 
     def problem(self, ends: np.ndarray) -> str | None:
+        if self.plain:
+            return None
         data, quotes = self.data, self.quotes
         returns = data.count(b"\r")
         if returns and returns != data.count(b"\r\n"):
@@ -182,6 +188,8 @@ class _RowScan:
         counts = np.zeros(len(ends), dtype=np.int64)
         if not self.data:
             return counts, False
+        if self.plain and not self.data.startswith(b"\n") and b"\n\n" not in self.data:
+            return self._plain_counts(ends), False
         array = self.array
         newlines = np.flatnonzero(array == _NEWLINE)
         inside = np.searchsorted(self.quotes, newlines) % 2 == 1
@@ -195,6 +203,18 @@ class _RowScan:
         if tail and tail != b"\r":
             counts[-1] += 1
         return counts, bool(inside.any())
+
+    def _plain_counts(self, ends: np.ndarray) -> np.ndarray:
+        """:meth:`row_counts` of data without quotes, carriage returns or empty lines."""
+        data = self.data
+        bounds = [0, *ends.tolist()]
+        counts = np.array(
+            [data.count(b"\n", bounds[k], bounds[k + 1]) for k in range(len(ends))],
+            dtype=np.int64,
+        )
+        if not data.endswith(b"\n"):
+            counts[-1] += 1  # the last row has no line end
+        return counts
 
 
 class CsvChunkStats:

@@ -110,6 +110,13 @@ def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
         yield batch
 
 
+class _CutBatch(NamedTuple):
+    """Chunks cut in a row: the new ones (bytes and address) and every chunk's size."""
+
+    fresh: list[tuple[Chunk, str]]
+    sizes: list[int]
+
+
 class _Span(NamedTuple):
     """Chunks of one file to read together: adjacent records of one pack, or one loose chunk."""
 
@@ -117,12 +124,6 @@ class _Span(NamedTuple):
     offset: int
     length: int
     chunks: list[tuple[int, Location | None]]
-
-
-class _Prepared(NamedTuple):
-    raw: Chunk
-    address: str
-    blob: bytes | None  # None: stored already
 
 
 def _check_int(name: str, value: object, low: int, high: int, suffix: str = "") -> None:
@@ -144,10 +145,10 @@ class ChunkStore:
         compression: ``"zstd"`` to compress chunks that shrink, or ``"none"``.
         level: zstd level, 1 (fastest) to 22. Level 1 is the default: on 16 KiB chunks of
             CSV it compressed 25% faster than level 3 and stored 0.6% more.
-        workers: Threads that hash and compress chunks while the calling thread cuts them,
-            and that read and decode chunks ahead of a reader, a bounded number at a time;
-            1 does everything in the calling thread. ``None`` picks the number of CPUs, at
-            most 4 (zstd, BLAKE3 and the object store's I/O release the GIL).
+        workers: Threads that compress new chunks while the calling thread cuts and hashes
+            them, and that read and decode chunks ahead of a reader, a bounded number at a
+            time; 1 does everything in the calling thread. ``None`` picks the number of
+            CPUs, at most 4 (zstd, BLAKE3 and the object store's I/O release the GIL).
         freshen_after: A write reuses a stored chunk only if its pack (or loose object) was
             written less than this long ago, and writes it again otherwise, so that a sweep
             cannot delete it under a commit in flight (see the module's garbage collection
@@ -186,6 +187,11 @@ class ChunkStore:
         self.freshen_after = freshen_after
         self.pack_size = pack_size
         self.packs = PackCatalog(store)
+
+    @property
+    def threads(self) -> int:
+        """Threads beside the calling one that reads and writes use: 0 when ``workers`` is 1."""
+        return 0 if self.workers == 1 else self.workers
 
     @property
     def compression(self) -> Compression:
@@ -417,10 +423,10 @@ class ChunkStore:
     ) -> list[FileEntry]:
         """Chunk files, store their new chunks in packs and describe them as file entries.
 
-        The calling thread reads and cuts each file (into views of its read buffers, no
-        copies); ``workers`` threads hash and compress
-        its chunks, a bounded number of 256 KiB batches at a time, and only chunks that no
-        fresh pack of this store holds are compressed and written. New chunks stream into
+        The calling thread reads, cuts and hashes each file (into views of its read
+        buffers, no copies); only chunks that no fresh pack of this store holds are
+        compressed, by ``workers`` threads, a bounded number of 256 KiB batches at a time,
+        and written. New chunks stream into
         packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
         few hundred bytes per chunk (its reference and index entry, kept until the
         write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
@@ -437,9 +443,9 @@ class ChunkStore:
             observe: Called on the calling thread with every chunk as it is cut (the bytes
                 are a view, valid during the call); raising there stops the write as a
                 failed ``accept`` does.
-            workers: Threads hashing and compressing for this write; the store's
-                ``workers`` by default. Fewer leave a core to a caller that works alongside
-                (the CSV statistics of a commit).
+            workers: Threads compressing for this write, 0 for the calling thread; by
+                default the store's ``workers`` (0 if that is 1). Fewer leave a core to a
+                caller that works alongside (the CSV statistics of a commit).
 
         Returns:
             One entry per file, in order: size, whole-file BLAKE3 and chunk list.
@@ -449,14 +455,13 @@ class ChunkStore:
             UnavailableError: If the object store cannot be written. Packs written before
                 the failure are deleted (and a sweep removes any a crash leaves).
         """
-        if workers is not None:
-            _check_int("workers", workers, 1, 64, " or None")
+        if workers is None:
+            workers = self.threads
+        _check_int("workers", workers, 0, 64, " or None")
         writer = PackWriter(self.store, self.packs, self.pack_size)
         written: list[WrittenFile] = []
         self.packs.refresh()
-        records = self._new_records(
-            files, params, rows, progress, observe, writer, written, workers or self.workers
-        )
+        records = self._new_records(files, params, rows, progress, observe, written, workers)
         try:
             writer.write(records)
             if accept is not None:
@@ -475,19 +480,33 @@ class ChunkStore:
         rows: bool,
         progress: Callable[[int], None] | None,
         observe: Observer | None,
-        writer: PackWriter,
         written: list[WrittenFile],
         workers: int,
     ) -> Generator[Record, None, None]:
         not_before = self._not_before()
+        queued: set[str] = set()  # new chunks of this write, handed to the encoders
 
-        def prepare(batch: list[Chunk]) -> list[_Prepared]:
-            prepared = []
-            for raw in batch:
-                address = chunk_address(raw)
-                known = writer.holds(address) or self.packs.holds_fresh(address, not_before)
-                prepared.append(_Prepared(raw, address, None if known else self.codec.encode(raw)))
-            return prepared
+        def encode(batch: _CutBatch) -> tuple[list[Record], list[int]]:
+            encoded = self.codec.encode
+            records = [Record(address, len(raw), encoded(raw)) for raw, address in batch.fresh]
+            return records, batch.sizes
+
+        def described(
+            path: str, chunks: Iterator[Chunk], refs: list[ChunkRef]
+        ) -> Iterator[_CutBatch]:
+            # Runs on the calling thread, ahead of the encoders: hashes each chunk, shows it
+            # to ``observe`` in order and keeps only the chunks no fresh pack holds.
+            for batch in _batches(chunks):
+                fresh = []
+                for raw in batch:
+                    address = chunk_address(raw)
+                    if observe is not None:
+                        observe(path, len(refs), address, raw)
+                    refs.append(ChunkRef.trusted(address, len(raw)))  # a BLAKE3 hexdigest
+                    if address not in queued and not self.packs.holds_fresh(address, not_before):
+                        queued.add(address)
+                        fresh.append((raw, address))
+                yield _CutBatch(fresh, [len(raw) for raw in batch])
 
         for path, opener in files:
             validate_path(path)
@@ -495,17 +514,12 @@ class ChunkStore:
             refs: list[ChunkRef] = []
             cutter = StreamCutter(params, rows=rows)
             with opener() as stream:
-                batches = _batches(cutter.cut(stream))
-                for prepared in bounded_map(prepare, batches, workers):
-                    for raw, address, blob in prepared:
-                        hasher.update(raw)
-                        if observe is not None:
-                            observe(path, len(refs), address, raw)
-                        refs.append(ChunkRef.trusted(address, len(raw)))  # a BLAKE3 hexdigest
-                        if blob is not None:
-                            yield Record(address, len(raw), blob)
-                        if progress is not None:
-                            progress(len(raw))
+                batches = described(path, cutter.cut(stream, digest=hasher), refs)
+                for records, sizes in bounded_map(encode, batches, workers):
+                    yield from records
+                    if progress is not None:
+                        for size in sizes:
+                            progress(size)
             size = sum(ref.size for ref in refs)
             entry = FileEntry(path, size, hasher.hexdigest(), tuple(refs))
             written.append(WrittenFile(entry, cutter.rows_aligned))
@@ -583,7 +597,7 @@ class ChunkStore:
         return data
 
     def _outcomes(self, entry: FileEntry) -> Generator[bytes | str, None, None]:
-        spans = bounded_map(lambda s: self._read_span(entry, s), self._plan(entry), self.workers)
+        spans = bounded_map(lambda s: self._read_span(entry, s), self._plan(entry), self.threads)
         # Closing this generator early must stop the read-ahead now, not when collected.
         with closing(spans):
             for outcomes in spans:

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import bisect
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -343,12 +345,20 @@ def manifest_key(root: str) -> str:
 class ManifestStore:
     """Manifests in an object store, addressed by their Merkle root.
 
+    The last few manifests saved or loaded stay in memory for :meth:`load_recent`: a
+    manifest never changes under its root, and a commit reads its parent's, which is
+    usually the one the previous commit saved.
+
     Args:
         store: The object store holding the manifest documents.
+        keep: How many recent manifests to keep in memory (0 keeps none).
     """
 
-    def __init__(self, store: ObjectStore) -> None:
+    def __init__(self, store: ObjectStore, *, keep: int = 2) -> None:
         self.store = store
+        self.keep = keep
+        self._recent: OrderedDict[str, Manifest] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"ManifestStore({self.store!r})"
@@ -365,7 +375,33 @@ class ManifestStore:
         root = manifest.merkle_root
         # Rewriting the same bytes is harmless and repairs a damaged copy.
         self.store.put(manifest_key(root), manifest.iter_json())
+        self._remember(root, manifest)
         return root
+
+    def load_recent(self, root: str) -> Manifest:
+        """:meth:`load`, or the manifest of ``root`` kept from a recent save or load.
+
+        For readers that need a version's content, such as a commit looking up its parent's
+        chunks, rather than a check of the stored document (:meth:`load` reads it always).
+
+        Raises:
+            What :meth:`load` raises, when ``root`` is not one of the recent manifests.
+        """
+        with self._lock:
+            manifest = self._recent.get(root)
+            if manifest is not None:
+                self._recent.move_to_end(root)
+                return manifest
+        manifest = self.load(root)
+        self._remember(root, manifest)
+        return manifest
+
+    def _remember(self, root: str, manifest: Manifest) -> None:
+        with self._lock:
+            self._recent[root] = manifest
+            self._recent.move_to_end(root)
+            while len(self._recent) > self.keep:
+                self._recent.popitem(last=False)
 
     def load(self, root: str) -> Manifest:
         """Read a manifest and check that it is the one ``root`` names.

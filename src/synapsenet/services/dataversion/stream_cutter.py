@@ -22,14 +22,22 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, Protocol
 
 from pyfastcdc import FastCDC
 
 from synapsenet.errors import InvalidError
 from synapsenet.services.dataversion.chunking import ChunkingParams, MiB
 
-__all__ = ["StreamCutter"]
+__all__ = ["Hasher", "StreamCutter"]
+
+
+class Hasher(Protocol):
+    """What :meth:`StreamCutter.cut` feeds the bytes it reads to (a ``blake3.blake3``)."""
+
+    def update(self, data: memoryview, /) -> object:
+        """Take the next bytes of the stream."""
+
 
 WINDOW_BYTES: Final = 1 * MiB
 """Bytes read from the stream at a time (plus the carried-over tail of the last window)."""
@@ -83,10 +91,16 @@ class StreamCutter:
         self.window = window
         self.rows_aligned = rows
 
-    def cut(self, stream: BinaryIO) -> Iterator[memoryview]:
+    def cut(self, stream: BinaryIO, *, digest: Hasher | None = None) -> Iterator[memoryview]:
         """Read ``stream`` to its end and yield its chunks in order, as read-only views.
 
         Memory stays at about two windows plus whatever views the caller keeps.
+
+        Args:
+            stream: A binary stream.
+            digest: Updated with the stream's bytes as they are read, a window at a time
+                (cheaper than chunk by chunk: a whole-file BLAKE3 over 1 MiB pieces runs
+                at about twice the speed of one over 20 KiB pieces).
 
         Raises:
             InvalidError: If ``stream`` is a text stream.
@@ -102,7 +116,7 @@ class StreamCutter:
         # Bytes past a chunk's start that decide where it ends: FastCDC looks up to
         # max_size ahead, and the row end search as far again.
         reach = (2 if self.rows else 1) * self.params.max_size + 1
-        window = _Window(stream, self.window)
+        window = _Window(stream, self.window, digest)
         first = True
         while window.fill(reach):
             view = window.view
@@ -151,9 +165,10 @@ def _cut_plain(chunker: FastCDC, window: _Window, view: memoryview) -> Iterator[
 class _Window:
     """The bytes of the stream being cut: a bytearray per window, never changed once read."""
 
-    def __init__(self, stream: BinaryIO, size: int) -> None:
+    def __init__(self, stream: BinaryIO, size: int, digest: Hasher | None = None) -> None:
         self.stream = stream
         self.size = size
+        self.digest = digest
         self.data = bytearray()
         self.view = memoryview(self.data)
         self.pos = 0
@@ -177,6 +192,8 @@ class _Window:
                 self.eof = True
                 break
             filled += read
+        if self.digest is not None:
+            self.digest.update(view[len(tail) : filled])
         view.release()
         if filled < len(data):
             del data[filled:]

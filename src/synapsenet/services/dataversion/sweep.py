@@ -168,7 +168,7 @@ def _sweep_loose(
         return "deleted", info.size
 
     deleted = kept_recent = bytes_freed = 0
-    for outcome, size in bounded_map(collect, unreferenced(), chunks.workers):
+    for outcome, size in bounded_map(collect, unreferenced(), chunks.threads):
         if outcome == "deleted":
             deleted += 1
             bytes_freed += size
