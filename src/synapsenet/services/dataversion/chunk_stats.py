@@ -10,11 +10,15 @@ they do not hold; a file that grew by 1% and had 0.1% of its rows edited parses 
 fifth of itself. The statistics are exactly those of a full pass
 (:func:`~._stats.table_stats`), checked by the tests on every type CSV inference yields.
 
-A chunk is parsed on its own only if :func:`rows_problem` finds nothing wrong with it:
-quoting as RFC 4180 has it and carriage returns only in CRLF line ends. Since the first chunk
-starts at the file's start, outside quotes, each checked chunk ends outside quotes too, and
-so by induction every chunk starts at a row. A file with any chunk that fails, or whose
-parsed rows do not match the rows counted in its bytes, is read in one full pass instead.
+Chunks are parsed apart from the rest of their file only where each is known to end at a
+row end. Mostly every line is a row: no carriage return, no empty line and no line end
+inside a quoted value, the last two confirmed by the parse finding one row per line end
+(:func:`line_counts`); every chunk ends at a line end (the cutter's rule), so at a row end.
+Otherwise :func:`rows_problem` must find nothing wrong: quoting as RFC 4180 has it and
+carriage returns only in CRLF line ends, so that each chunk ends outside quotes, and rows
+are counted from the quotes. Since the first chunk starts at the file's start, by induction
+every chunk starts at a row. A file with any chunk that fails, or whose parsed rows do not
+match the rows counted in its bytes, is read in one full pass instead.
 
 These objects are a cache: a missing or damaged one only costs a full parse, and
 :meth:`~.engine.DatasetVersioningEngine.gc` deletes those of files no version holds.
@@ -22,6 +26,7 @@ These objects are a cache: a missing or damaged one only costs a full parse, and
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import tempfile
@@ -48,7 +53,14 @@ from synapsenet.services.dataversion.segment_stats import (
 )
 from synapsenet.services.dataversion.tabular import DatasetFormat, _csv_conversion, _reading
 
-__all__ = ["STATS_PREFIX", "CsvChunkStats", "CsvFileStats", "rows_problem", "stats_file_hash"]
+__all__ = [
+    "STATS_PREFIX",
+    "CsvChunkStats",
+    "CsvFileStats",
+    "line_counts",
+    "rows_problem",
+    "stats_file_hash",
+]
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +165,9 @@ class _RowScan:
     def __init__(self, data: bytes | bytearray) -> None:
         self.data = data
         self.array = np.frombuffer(data, dtype=np.uint8)
-        quoted = b'"' in data
-        self.quotes = np.flatnonzero(self.array == _QUOTE) if quoted else np.empty(0, np.intp)
-        # Most CSV has no quotes and no carriage returns: every newline then ends a row,
-        # and counting them needs no position arrays (see _plain_counts).
-        self.plain = not quoted and b"\r" not in data
+        self.quotes = np.flatnonzero(self.array == _QUOTE) if b'"' in data else np.empty(0, np.intp)
 
     def problem(self, ends: np.ndarray) -> str | None:
-        if self.plain:
-            return None
         data, quotes = self.data, self.quotes
         returns = data.count(b"\r")
         if returns and returns != data.count(b"\r\n"):
@@ -188,8 +194,6 @@ class _RowScan:
         counts = np.zeros(len(ends), dtype=np.int64)
         if not self.data:
             return counts, False
-        if self.plain and not self.data.startswith(b"\n") and b"\n\n" not in self.data:
-            return self._plain_counts(ends), False
         array = self.array
         newlines = np.flatnonzero(array == _NEWLINE)
         inside = np.searchsorted(self.quotes, newlines) % 2 == 1
@@ -204,17 +208,28 @@ class _RowScan:
             counts[-1] += 1
         return counts, bool(inside.any())
 
-    def _plain_counts(self, ends: np.ndarray) -> np.ndarray:
-        """:meth:`row_counts` of data without quotes, carriage returns or empty lines."""
-        data = self.data
-        bounds = [0, *ends.tolist()]
-        counts = np.array(
-            [data.count(b"\n", bounds[k], bounds[k + 1]) for k in range(len(ends))],
-            dtype=np.int64,
-        )
-        if not data.endswith(b"\n"):
-            counts[-1] += 1  # the last row has no line end
-        return counts
+
+def line_counts(data: bytes | bytearray, ends: np.ndarray) -> np.ndarray | None:
+    """Lines per piece of CSV bytes (pieces end at ``ends``): their rows if every line is one.
+
+    Every line is a row when the bytes have no carriage return (checked here), no empty
+    line and no line end inside a quoted value. The caller checks the last two by parsing
+    the bytes: each makes the parse find fewer rows than these counts add up to, and
+    nothing else does, since without carriage returns only line ends end rows. Bytes after
+    the last line end are one more row.
+
+    Returns:
+        The lines of each piece, or None if the bytes hold a carriage return.
+    """
+    if b"\r" in data:
+        return None
+    bounds = [0, *ends.tolist()]
+    counts = np.array(
+        [data.count(b"\n", bounds[k], bounds[k + 1]) for k in range(len(ends))], dtype=np.int64
+    )
+    if data and not data.endswith(b"\n"):
+        counts[-1] += 1  # the last row has no line end
+    return counts
 
 
 class CsvChunkStats:
@@ -345,18 +360,36 @@ class CsvChunkStats:
         inner = (ends > starts)[:-1]  # non-empty pieces before the last one
         if len(data) and (np.frombuffer(data, np.uint8)[ends[:-1][inner] - 1] != _NEWLINE).any():
             raise _NotRowsError("a chunk that does not end at a row end")
-        scan = _RowScan(data)
-        problem = scan.problem(ends)
-        if problem is not None:
-            raise _NotRowsError(problem)
-        counts, quoted_newlines = scan.row_counts(ends)
-        if quoted_newlines:
-            # The tabular readers split CSV at every newline (pyarrow's default), so a
-            # version whose values hold line ends could not be loaded back as a table:
-            # the full pass refuses such files as before.
-            raise _NotRowsError("a quoted value spans lines")
+        # Mostly every line is a row: counting line ends is then enough, and the parse
+        # confirms it. Otherwise (or if the parse fails) the quotes are followed.
+        counts = line_counts(data, ends)
+        table = None
+        if counts is not None:
+            with contextlib.suppress(pa.ArrowInvalid):
+                table = self._read(data)
+            if table is None or table.num_rows != int(counts.sum()):
+                counts = table = None
+        if counts is None:
+            scan = _RowScan(data)
+            problem = scan.problem(ends)
+            if problem is not None:
+                raise _NotRowsError(problem)
+            counts, quoted_newlines = scan.row_counts(ends)
+            if quoted_newlines:
+                # The tabular readers split CSV at every newline (pyarrow's default), so a
+                # version whose values hold line ends could not be loaded back as a table:
+                # the full pass refuses such files as before.
+                raise _NotRowsError("a quoted value spans lines")
+        if table is None:
+            table = self._read(data)
+        if table.num_rows != int(counts.sum()):
+            raise _NotRowsError(f"{table.num_rows} rows parsed, {int(counts.sum())} counted")
+        return segment_stats(table, counts)
+
+    def _read(self, data: bytes | bytearray) -> pa.Table:
+        """The rows of headerless CSV bytes, with the file's column types."""
         if not data:
-            return segment_stats(pa.Table.from_batches([], self.schema), counts)
+            return pa.Table.from_batches([], self.schema)
         conversion = _csv_conversion()
         conversion.column_types = self.schema
         if data.startswith(_BOM):
@@ -364,14 +397,11 @@ class CsvChunkStats:
             # value's first character. An empty line before it is skipped instead.
             data = b"\n" + data
         source: Any = pa.py_buffer(data)
-        table = pa_csv.read_csv(
+        return pa_csv.read_csv(
             source,
             read_options=pa_csv.ReadOptions(column_names=self.schema.names, use_threads=False),
             convert_options=conversion,
         )
-        if table.num_rows != int(counts.sum()):
-            raise _NotRowsError(f"{table.num_rows} rows parsed, {int(counts.sum())} counted")
-        return segment_stats(table, counts)
 
 
 class _Batch:
