@@ -284,8 +284,12 @@ def test_line_counts_are_the_rows_exactly_when_the_parse_finds_as_many(
 def test_line_counts_leave_carriage_returns_to_the_quote_scan() -> None:
     ends = np.asarray([4, 8], dtype=np.int64)
     assert line_counts(b"a,b\r\nc,d\r\n", ends) is None
-    assert line_counts(b"a,b\nc,d", np.asarray([4, 7], dtype=np.int64)).tolist() == [1, 1]
-    assert line_counts(b"", np.asarray([0], dtype=np.int64)).tolist() == [0]
+    counts = line_counts(b"a,b\nc,d", np.asarray([4, 7], dtype=np.int64))
+    assert counts is not None
+    assert counts.tolist() == [1, 1]
+    empty = line_counts(b"", np.asarray([0], dtype=np.int64))
+    assert empty is not None
+    assert empty.tolist() == [0]
 
 
 @pytest.mark.parametrize(

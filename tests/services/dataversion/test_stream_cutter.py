@@ -30,7 +30,7 @@ from synapsenet.services.dataversion.chunking import (
     chunk_address,
     chunk_bytes,
 )
-from synapsenet.services.dataversion.stream_cutter import WINDOW_BYTES, StreamCutter
+from synapsenet.services.dataversion.stream_cutter import WINDOW_BYTES, CutGuide, StreamCutter
 from tests.services.dataversion.csv_samples import (
     CsvRows,
     CsvSample,
@@ -440,3 +440,113 @@ def test_an_edit_in_the_middle_of_a_large_csv_changes_only_nearby_chunks() -> No
     assert len(after) > 200
     assert len(new) <= 12
     assert sum(map(len, new)) < 0.02 * len(edited.data)
+
+
+# --- guided cutting -------------------------------------------------------------------------
+
+
+def guide_of(chunks: list[bytes]) -> CutGuide:
+    """The guide a cut into ``chunks`` leaves for the next version."""
+    return CutGuide(
+        [chunk_address(c) for c in chunks], [len(c) for c in chunks], bytes(c[0] for c in chunks)
+    )
+
+
+def guided(
+    data: bytes, guide: CutGuide, params: ChunkingParams, *, rows: bool, window: int | None = None
+) -> tuple[list[bytes], list[str], bool]:
+    """Chunks, addresses and rows_aligned of a guided cut (chunks copied as they come)."""
+    cutter = StreamCutter(params, rows=rows, window=WINDOW_BYTES if window is None else window)
+    digest = blake3.blake3()
+    pairs = [(bytes(c), a) for c, a in cutter.cut_guided(io.BytesIO(data), guide, digest=digest)]
+    assert digest.hexdigest() == blake3.blake3(data).hexdigest()
+    return [c for c, _ in pairs], [a for _, a in pairs], cutter.rows_aligned
+
+
+def edit(rng: random.Random, data: bytes, edits: int, *, rows: bool) -> bytes:
+    """``data`` with ``edits`` random replacements, insertions and deletions (lines if rows)."""
+    if rows:
+        lines = data.splitlines(keepends=True)
+        for _ in range(edits):
+            where = rng.randrange(len(lines) + 1)
+            fresh = [
+                b"%d,%s\n"
+                % (rng.randrange(10**6), rng.randbytes(rng.randrange(1, 20)).hex().encode())
+            ]
+            lines[where : where + rng.randrange(2)] = fresh if rng.random() < 0.8 else []
+        return b"".join(lines)
+    out = bytearray(data)
+    for _ in range(edits):
+        where = rng.randrange(len(out) + 1)
+        out[where : where + rng.randrange(40)] = rng.randbytes(rng.randrange(40))
+    return bytes(out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 2**32), rows=st.booleans(), edits=st.integers(0, 12))
+def test_a_guided_cut_gives_the_chunks_of_a_plain_cut(seed: int, rows: bool, edits: int) -> None:
+    rng = random.Random(seed)
+    if rows:
+        parent = b"".join(
+            b"%d,%s\n" % (n, rng.randbytes(rng.randrange(1, 30)).hex().encode())
+            for n in range(2000)
+        )
+        params = ROWS
+    else:
+        parent = rng.randbytes(60_000)
+        params = SMALL
+    child = edit(rng, parent, edits, rows=rows)
+    parent_chunks, _ = cut(parent, params, rows=rows, window=8 * params.max_size)
+    expected, aligned = cut(child, params, rows=rows, window=8 * params.max_size)
+    chunks, addresses, guided_aligned = guided(
+        child, guide_of(parent_chunks), params, rows=rows, window=8 * params.max_size
+    )
+    assert chunks == expected
+    assert addresses == [chunk_address(c) for c in chunks]
+    assert guided_aligned == aligned
+
+
+def test_a_guided_cut_follows_the_guide_and_searches_only_around_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = random.Random(5)
+    parent = b"".join(
+        b"%d,%s\n" % (n, rng.randbytes(rng.randrange(1, 30)).hex().encode()) for n in range(20_000)
+    )
+    lines = parent.splitlines(keepends=True)
+    lines[10_000] = b"10000,changed\n"
+    child = b"".join(lines) + b"20000,appended\n"
+    parent_chunks, _ = cut(parent, ROWS, rows=True)
+    expected, _ = cut(child, ROWS, rows=True)
+    searches = 0
+    search = StreamCutter._end
+
+    def counted(self: StreamCutter, *args: object) -> int:
+        nonlocal searches
+        searches += 1
+        return search(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(StreamCutter, "_end", counted)
+    chunks, _, aligned = guided(child, guide_of(parent_chunks), ROWS, rows=True)
+    assert chunks == expected
+    assert aligned
+    # The first chunk, the edited one and the stream's last reach of bytes (two max_size
+    # of rows, chunks of at least min_size) are searched for; all else is guided.
+    assert searches <= 2 + 2 * ROWS.max_size // ROWS.min_size
+    assert len(chunks) > 500
+
+
+@pytest.mark.parametrize("damage", ["addresses", "sizes", "firsts"])
+def test_a_wrong_guide_costs_time_only(damage: str) -> None:
+    rng = random.Random(9)
+    data = b"".join(
+        b"%d,%s\n" % (n, rng.randbytes(rng.randrange(1, 30)).hex().encode()) for n in range(3000)
+    )
+    chunks, _ = cut(data, ROWS, rows=True)
+    good = guide_of(chunks)
+    bad = {
+        "addresses": good._replace(addresses=[a[::-1] for a in good.addresses]),
+        "sizes": good._replace(sizes=[s + 1 for s in good.sizes]),
+        "firsts": good._replace(firsts=bytes((b + 1) % 256 for b in good.firsts)),
+    }[damage]
+    assert guided(data, bad, ROWS, rows=True)[0] == chunks

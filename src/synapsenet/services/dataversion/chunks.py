@@ -21,7 +21,15 @@ protocol before changing the order of any write here.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Sequence
+from collections.abc import (
+    Callable,
+    Collection,
+    Generator,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import AbstractContextManager, closing, nullcontext
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -53,7 +61,7 @@ from synapsenet.services.dataversion.packs import (
     Record,
     pack_key,
 )
-from synapsenet.services.dataversion.stream_cutter import StreamCutter
+from synapsenet.services.dataversion.stream_cutter import CutGuide, StreamCutter
 from synapsenet.services.dataversion.sweep import SweepReport, sweep
 
 __all__ = [
@@ -91,18 +99,30 @@ class WrittenFile(NamedTuple):
         entry: The file's entry (size, hash, chunks).
         rows_aligned: Whether the file was cut at row ends and every chunk ends at one
             (see :class:`~.stream_cutter.StreamCutter`); False if not cut by rows.
+        firsts: The first byte of each chunk.
     """
 
     entry: FileEntry
     rows_aligned: bool
+    firsts: bytes = b""
+
+    def guide(self) -> CutGuide:
+        """How the file was cut, to guide the cutting of a later version of it."""
+        chunks = self.entry.chunks
+        return CutGuide([ref.address for ref in chunks], [ref.size for ref in chunks], self.firsts)
 
 
-def _batches(chunks: Iterator[Chunk]) -> Iterator[list[Chunk]]:
-    batch: list[Chunk] = []
+def _addressed(chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, str]]:
+    for chunk in chunks:
+        yield chunk, chunk_address(chunk)
+
+
+def _batches(chunks: Iterator[tuple[Chunk, str]]) -> Iterator[list[tuple[Chunk, str]]]:
+    batch: list[tuple[Chunk, str]] = []
     size = 0
     for chunk in chunks:
         batch.append(chunk)
-        size += len(chunk)
+        size += len(chunk[0])
         if size >= _BATCH_BYTES:
             yield batch
             batch, size = [], 0
@@ -387,6 +407,7 @@ class ChunkStore:
         accept: Callable[[Sequence[WrittenFile]], None] | None = None,
         observe: Observer | None = None,
         workers: int | None = None,
+        guides: Mapping[str, CutGuide] | None = None,
     ) -> list[FileEntry]:
         """:meth:`write_files` of local files, each opened when the write reaches it.
 
@@ -398,6 +419,7 @@ class ChunkStore:
             accept: See :meth:`write_files`.
             observe: See :meth:`write_files`.
             workers: See :meth:`write_files`.
+            guides: See :meth:`write_files`.
         """
         openers = [(path, _opener(local)) for path, local in files]
         return self.write_files(
@@ -408,6 +430,7 @@ class ChunkStore:
             accept=accept,
             observe=observe,
             workers=workers,
+            guides=guides,
         )
 
     def write_files(
@@ -420,6 +443,7 @@ class ChunkStore:
         accept: Callable[[Sequence[WrittenFile]], None] | None = None,
         observe: Observer | None = None,
         workers: int | None = None,
+        guides: Mapping[str, CutGuide] | None = None,
     ) -> list[FileEntry]:
         """Chunk files, store their new chunks in packs and describe them as file entries.
 
@@ -446,6 +470,10 @@ class ChunkStore:
             workers: Threads compressing for this write, 0 for the calling thread; by
                 default the store's ``workers`` (0 if that is 1). Fewer leave a core to a
                 caller that works alongside (the CSV statistics of a commit).
+            guides: How earlier versions of files were cut (:meth:`WrittenFile.guide`), by
+                path; each must have been cut with ``params`` and ``rows``. The cutting
+                follows them where the bytes are unchanged: the same chunks, found faster
+                (see :meth:`~.stream_cutter.StreamCutter.cut_guided`).
 
         Returns:
             One entry per file, in order: size, whole-file BLAKE3 and chunk list.
@@ -461,7 +489,9 @@ class ChunkStore:
         writer = PackWriter(self.store, self.packs, self.pack_size)
         written: list[WrittenFile] = []
         self.packs.refresh()
-        records = self._new_records(files, params, rows, progress, observe, written, workers)
+        records = self._new_records(
+            files, params, rows, progress, observe, written, workers, guides or {}
+        )
         try:
             writer.write(records)
             if accept is not None:
@@ -482,6 +512,7 @@ class ChunkStore:
         observe: Observer | None,
         written: list[WrittenFile],
         workers: int,
+        guides: Mapping[str, CutGuide],
     ) -> Generator[Record, None, None]:
         not_before = self._not_before()
         queued: set[str] = set()  # new chunks of this write, handed to the encoders
@@ -492,29 +523,35 @@ class ChunkStore:
             return records, batch.sizes
 
         def described(
-            path: str, chunks: Iterator[Chunk], refs: list[ChunkRef]
+            path: str, chunks: Iterator[tuple[Chunk, str]], refs: list[ChunkRef], firsts: bytearray
         ) -> Iterator[_CutBatch]:
-            # Runs on the calling thread, ahead of the encoders: hashes each chunk, shows it
-            # to ``observe`` in order and keeps only the chunks no fresh pack holds.
+            # Runs on the calling thread, ahead of the encoders: shows each chunk to
+            # ``observe`` in order and keeps only the chunks no fresh pack holds.
             for batch in _batches(chunks):
                 fresh = []
-                for raw in batch:
-                    address = chunk_address(raw)
+                for raw, address in batch:
+                    firsts.append(raw[0])
                     if observe is not None:
                         observe(path, len(refs), address, raw)
                     refs.append(ChunkRef.trusted(address, len(raw)))  # a BLAKE3 hexdigest
                     if address not in queued and not self.packs.holds_fresh(address, not_before):
                         queued.add(address)
                         fresh.append((raw, address))
-                yield _CutBatch(fresh, [len(raw) for raw in batch])
+                yield _CutBatch(fresh, [len(raw) for raw, _ in batch])
 
         for path, opener in files:
             validate_path(path)
             hasher = blake3.blake3()
             refs: list[ChunkRef] = []
+            firsts = bytearray()
             cutter = StreamCutter(params, rows=rows)
+            guide = guides.get(path)
             with opener() as stream:
-                batches = described(path, cutter.cut(stream, digest=hasher), refs)
+                if guide is None:
+                    cut = _addressed(cutter.cut(stream, digest=hasher))
+                else:
+                    cut = cutter.cut_guided(stream, guide, digest=hasher)
+                batches = described(path, cut, refs, firsts)
                 for records, sizes in bounded_map(encode, batches, workers):
                     yield from records
                     if progress is not None:
@@ -522,7 +559,7 @@ class ChunkStore:
                             progress(size)
             size = sum(ref.size for ref in refs)
             entry = FileEntry(path, size, hasher.hexdigest(), tuple(refs))
-            written.append(WrittenFile(entry, cutter.rows_aligned))
+            written.append(WrittenFile(entry, cutter.rows_aligned, bytes(firsts)))
 
     # --- reading files --------------------------------------------------------------------
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import builtins
 import dataclasses
-import functools
 import json
 import os
 import re
 import secrets
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -55,6 +54,7 @@ from synapsenet.services.dataversion.models import (
     validate_dataset_name,
     validate_tag,
 )
+from synapsenet.services.dataversion.recent_cuts import RecentCuts
 from synapsenet.services.dataversion.schema import (
     CompatibilityMode,
     Schema,
@@ -62,6 +62,7 @@ from synapsenet.services.dataversion.schema import (
 )
 from synapsenet.services.dataversion.sources import CommitSource, SourceFile, materialize
 from synapsenet.services.dataversion.store import DatasetRecord, TagRecord, VersionRecord
+from synapsenet.services.dataversion.stream_cutter import CutGuide
 from synapsenet.services.dataversion.tabular import (
     DatasetFormat,
     DatasetStats,
@@ -144,6 +145,7 @@ class DatasetVersioningEngine:
         self.chunks = ChunkStore(store, compression=compression, freshen_after=gc_grace / 2)
         self.manifests = ManifestStore(store)
         self.chunking = chunking
+        self._cuts = RecentCuts()
         self.clock = clock
 
     # ------------------------------------------------------------------ datasets
@@ -244,6 +246,9 @@ class DatasetVersioningEngine:
         if expected is not None and not isinstance(expected, int):
             raise InvalidError(f"parent must be 'head', a version number or None, not {parent!r}")
         tag_list = [validate_tag(t) for t in tags]
+        parent_root, parent_files = self._parent_of(current.name, expected)
+        rows = current.format is DatasetFormat.CSV
+        written: builtins.list[WrittenFile] = []
         with (
             materialize(source, current.format, name=name) as files,
             ThreadPoolExecutor(1, thread_name_prefix="describe") as pool,
@@ -257,10 +262,11 @@ class DatasetVersioningEngine:
                 current,
                 files,
                 pool,
-                functools.partial(self._files_of, current.name, expected),
+                lambda: parent_files,
             )
 
-            def accept(written: Sequence[WrittenFile]) -> None:
+            def accept(files_written: Sequence[WrittenFile]) -> None:
+                written.extend(files_written)
                 schema = description.result()
                 if schema is not None:
                     previous = self._schemas(current.name)
@@ -268,18 +274,20 @@ class DatasetVersioningEngine:
                         require_compatible(
                             schema, previous, current.compatibility, dataset=current.name
                         )
-                description.finish(written)
+                description.finish(files_written)
 
             entries = self._store_files(
                 files,
                 progress,
                 accept,
-                rows=description.rows,
-                observe=description.observe if description.rows else None,
+                rows=rows,
+                observe=description.observe if rows else None,
+                guides=self._cuts.guides(parent_root, self.chunking, rows),
             )
             schema, stats = description.result(), description.stats
             manifest = Manifest(tuple(entries), {"dataset": current.name})
             root = self.manifests.save(manifest)
+            self._cuts.remember(root, self.chunking, rows, written)
         # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
             current.name,
@@ -306,10 +314,12 @@ class DatasetVersioningEngine:
             entries = self._store_files(files, None, None, rows=rows)
             return self.manifests.save(Manifest(tuple(entries), {"dataset": current.name}))
 
-    def _files_of(self, dataset: str, number: int | None) -> builtins.list[FileEntry]:
-        """The files of version ``number`` of ``dataset`` (none for None or a missing one)."""
+    def _parent_of(
+        self, dataset: str, number: int | None
+    ) -> tuple[str | None, builtins.list[FileEntry]]:
+        """Root and files of version ``number`` of ``dataset`` (none for None or a missing one)."""
         if number is None:
-            return []
+            return None, []
         with self.db.transaction() as session:
             record = self._dataset(session, dataset)
             root = session.scalar(
@@ -317,7 +327,9 @@ class DatasetVersioningEngine:
                     VersionRecord.dataset_id == record.id, VersionRecord.number == number
                 )
             )
-        return [] if root is None else list(self.manifests.load_recent(root).files)
+        if root is None:
+            return None, []
+        return root, list(self.manifests.load_recent(root).files)
 
     def _store_files(
         self,
@@ -327,6 +339,7 @@ class DatasetVersioningEngine:
         *,
         rows: bool,
         observe: Observer | None = None,
+        guides: Mapping[str, CutGuide] | None = None,
     ) -> builtins.list[FileEntry]:
         return self.chunks.write_paths(
             [(file.path, Path(file.local)) for file in files],
@@ -340,6 +353,7 @@ class DatasetVersioningEngine:
             # compressing on another and parsing on a third took a 200 MB version's first
             # commit from 3.5 to 2.9 s).
             workers=csv_threads(self.chunks.threads) if observe is not None else None,
+            guides=guides,
         )
 
     def _record_version(

@@ -21,15 +21,29 @@ reuses starts at a row; a file with a chunk that fails is read in one pass inste
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from typing import BinaryIO, Final, Protocol
+from collections.abc import Iterator, Sequence
+from typing import BinaryIO, Final, NamedTuple, Protocol
 
 from pyfastcdc import FastCDC
 
 from synapsenet.errors import InvalidError
-from synapsenet.services.dataversion.chunking import ChunkingParams, MiB
+from synapsenet.services.dataversion.chunking import ChunkingParams, MiB, chunk_address
 
-__all__ = ["Hasher", "StreamCutter"]
+__all__ = ["CutGuide", "Hasher", "StreamCutter"]
+
+
+class CutGuide(NamedTuple):
+    """How an earlier version of a stream was cut, for :meth:`StreamCutter.cut_guided`.
+
+    Attributes:
+        addresses: Its chunks' addresses, in order.
+        sizes: Their sizes.
+        firsts: Each chunk's first byte.
+    """
+
+    addresses: Sequence[str]
+    sizes: Sequence[int]
+    firsts: bytes
 
 
 class Hasher(Protocol):
@@ -39,6 +53,7 @@ class Hasher(Protocol):
         """Take the next bytes of the stream."""
 
 
+_NEWLINE: Final = ord("\n")
 WINDOW_BYTES: Final = 1 * MiB
 """Bytes read from the stream at a time (plus the carried-over tail of the last window)."""
 
@@ -105,32 +120,133 @@ class StreamCutter:
         Raises:
             InvalidError: If ``stream`` is a text stream.
         """
-        if isinstance(stream, io.TextIOBase):
-            raise InvalidError(
-                "Chunking needs a binary stream, got a text stream; open the file in 'rb' mode.",
-                field="stream",
-            )
-        chunker = FastCDC(
-            self.params.avg_size, min_size=self.params.min_size, max_size=self.params.max_size
-        )
-        # Bytes past a chunk's start that decide where it ends: FastCDC looks up to
-        # max_size ahead, and the row end search as far again.
-        reach = (2 if self.rows else 1) * self.params.max_size + 1
+        _require_binary(stream)
+        chunker = self._chunker()
         window = _Window(stream, self.window, digest)
         first = True
-        while window.fill(reach):
-            view = window.view
+        while window.fill(self._reach):
             if not self.rows:
-                yield from _cut_plain(chunker, window, view)
+                yield from _cut_plain(chunker, window, window.view)
                 continue
             start = window.pos
-            cut = start + next(iter(chunker.cut_buf(view[start:]))).length
-            end = cut if cut == len(view) else self._row_end(window, start, cut)
-            if first and window.data.find(b"\n", 0, end) == -1 and end < len(view):
-                self.rows_aligned = False  # the header row does not end in the first chunk
+            window.pos = end = self._end(chunker, window, first)
             first = False
-            window.pos = end
-            yield view[start:end].toreadonly()
+            yield window.view[start:end].toreadonly()
+
+    def cut_guided(
+        self, stream: BinaryIO, guide: CutGuide, *, digest: Hasher | None = None
+    ) -> Iterator[tuple[memoryview, str]]:
+        """The chunks of :meth:`cut` with their addresses, found faster where a guide has them.
+
+        ``guide`` is an earlier cut, with the same parameters and ``rows``, of an earlier
+        version of the stream. Where the stream holds a stretch of it, its chunks are
+        checked instead of searched for: a guide chunk is taken where the bytes hash to its
+        address and the byte after them is the one that followed it in the guide. FastCDC
+        runs only around changes; the chunks are exactly those of :meth:`cut`. Addresses
+        are BLAKE3 hex digests (:func:`~.chunking.chunk_address`), one hash per chunk.
+
+        Why a checked chunk is the one :meth:`cut` gives: both start at a cut, and with at
+        least ``(2 if rows else 1) * max_size + 1`` bytes left in the stream (no guess is
+        made nearer its end) FastCDC's cut is a function of the chunk's bytes and the byte
+        after it (the byte that completes the rolling hash at a cut point is the next
+        chunk's first), as it was when the guide was cut, unless the guide's chunk ended its
+        stream (its last chunk, never guessed). With ``rows``, the cut then moves to the
+        first line end after it with an even number of quotes since its line's start, a
+        search within the chunk, unless it finds none and the cut stays; so a guess is made
+        only for a chunk that ends with a line end after an even number of quotes on its
+        last line, which the search ends at whatever follows.
+
+        Args:
+            stream: A binary stream.
+            guide: The earlier cut.
+            digest: See :meth:`cut`.
+
+        Raises:
+            InvalidError: If ``stream`` is a text stream.
+        """
+        _require_binary(stream)
+        chunker = self._chunker()
+        window = _Window(stream, self.window, digest)
+        addresses = guide.addresses
+        where: dict[str, int] = {}
+        for number in range(len(addresses) - 1):  # the last chunk ended with its stream
+            where.setdefault(addresses[number], number)
+        # Guide chunk numbers, -1 for none: the one expected next, and the one to try after
+        # the next new chunk (an edit usually changes one chunk, and the next is the guide's).
+        expect = after = -1
+        first = True
+        while window.fill(self._reach):
+            start = window.pos
+            hashed: tuple[int, str] | None = None  # (size, address) of the bytes at start
+            if expect >= 0:
+                hashed = self._matches(window, start, guide, expect)
+                if hashed is not None and hashed[1] == addresses[expect]:
+                    window.pos = start + hashed[0]
+                    expect += 1
+                    yield window.view[start : window.pos].toreadonly(), hashed[1]
+                    continue
+                after, expect = expect + 1, -1
+            window.pos = end = self._end(chunker, window, first)
+            first = False
+            chunk = window.view[start:end].toreadonly()
+            if hashed is not None and hashed[0] == end - start:
+                address = hashed[1]  # the same bytes, hashed as a guess
+            else:
+                address = chunk_address(chunk)
+            found = where.get(address)
+            expect, after = (after, -1) if found is None else (found + 1, -1)
+            yield chunk, address
+
+    def _matches(
+        self, window: _Window, start: int, guide: CutGuide, number: int
+    ) -> tuple[int, str] | None:
+        """Size and address of the bytes at ``start`` where guide chunk ``number`` may be.
+
+        None where no guess is made (see :meth:`cut_guided`): past the guide's last-but-one
+        chunk, near the stream's end, a size no cut gives, another byte after the chunk,
+        or (rows) an end that is not a row end whatever follows.
+        """
+        sizes = guide.sizes
+        if number >= len(sizes) - 1:
+            return None
+        size = sizes[number]
+        data = window.data
+        end = start + size
+        if len(data) - start < self._reach or not self.params.min_size <= size < self._reach:
+            return None
+        if data[end] != guide.firsts[number + 1]:
+            return None
+        if self.rows:
+            if data[end - 1] != _NEWLINE:
+                return None
+            line = data.rfind(b"\n", start, end - 1) + 1 or start
+            if data.count(self.quote, line, end - 1) % 2:
+                return None
+        return size, chunk_address(window.view[start:end])
+
+    @property
+    def _reach(self) -> int:
+        """Bytes past a chunk's start that decide where it ends.
+
+        FastCDC looks up to ``max_size`` ahead, and the row end search as far again.
+        """
+        return (2 if self.rows else 1) * self.params.max_size + 1
+
+    def _chunker(self) -> FastCDC:
+        return FastCDC(
+            self.params.avg_size, min_size=self.params.min_size, max_size=self.params.max_size
+        )
+
+    def _end(self, chunker: FastCDC, window: _Window, first: bool) -> int:
+        """Where the chunk starting at the window's position ends."""
+        view, start = window.view, window.pos
+        cut = start + next(iter(chunker.cut_buf(view[start:]))).length
+        if not self.rows:
+            return cut
+        end = cut if cut == len(view) else self._row_end(window, start, cut)
+        if first and window.data.find(b"\n", 0, end) == -1 and end < len(view):
+            self.rows_aligned = False  # the header row does not end in the first chunk
+        return end
 
     def _row_end(self, window: _Window, start: int, cut: int) -> int:
         """The first row end at or after ``cut``, or ``cut`` if none is near enough."""
@@ -149,6 +265,14 @@ class StreamCutter:
             return limit  # the last row has no line end
         self.rows_aligned = False
         return cut
+
+
+def _require_binary(stream: BinaryIO) -> None:
+    if isinstance(stream, io.TextIOBase):
+        raise InvalidError(
+            "Chunking needs a binary stream, got a text stream; open the file in 'rb' mode.",
+            field="stream",
+        )
 
 
 def _cut_plain(chunker: FastCDC, window: _Window, view: memoryview) -> Iterator[memoryview]:
