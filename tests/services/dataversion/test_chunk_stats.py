@@ -76,6 +76,13 @@ def full_pass(path: Path) -> DatasetStats:
     return table_stats(open_batches(path, DatasetFormat.CSV))
 
 
+def assert_summarised_by_chunks(written: Written, path: Path, *, rows: int) -> None:
+    """The chunks gave the file's statistics, those of a full pass, with ``rows`` rows."""
+    assert written.found is not None
+    assert written.found[0] == full_pass(path)
+    assert written.found[0].rows == rows
+
+
 def pyarrow_rows(data: bytes, columns: int) -> int:
     """How many rows pyarrow's CSV reader finds in headerless ``data``."""
     if not data:
@@ -346,10 +353,7 @@ def test_a_last_row_without_line_end_is_counted(
 
 def test_a_file_of_only_a_header_has_no_rows(store: LocalObjectStore, tmp_path: Path) -> None:
     path = save(tmp_path / "empty.csv", b"id,name\n")
-    written = write_csv(store, path)
-    assert written.found is not None
-    assert written.found[0] == full_pass(path)
-    assert written.found[0].rows == 0
+    assert_summarised_by_chunks(write_csv(store, path), path, rows=0)
 
 
 def test_a_header_without_line_end_needs_a_full_pass(
@@ -657,10 +661,7 @@ def test_quotes_inside_unquoted_fields_are_values_when_every_line_is_a_row(
     # quote per line, the cutter's quote count keeps two lines together: still row ends).
     rows = b"".join(row % i + b"\n" for i in range(2000))
     path = save(tmp_path / "inches.csv", b"id,a,b\n" + rows)
-    written = write_csv(store, path)
-    assert written.found is not None
-    assert written.found[0] == full_pass(path)
-    assert written.found[0].rows == 2000
+    assert_summarised_by_chunks(write_csv(store, path), path, rows=2000)
 
 
 def test_chunks_with_bad_quoting_and_carriage_returns_need_a_full_pass(
