@@ -253,6 +253,27 @@ def test_corruption_is_detected_by_verify_and_checkout(
         assert list(out.iterdir()) == []  # no partial file under its real name
 
 
+def test_a_damaged_manifest_is_found_by_verify_while_reads_use_the_one_in_memory(
+    engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
+) -> None:
+    engine.create_dataset("blobs", format="binary")
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(100_000))
+    version = engine.commit("blobs", data)
+    (key,) = objects.list("manifests/")
+    objects.put(key, b"{}")
+    # The manifest this engine saved is its content, whatever the store holds now.
+    assert engine.manifest(version.ref).merkle_root == version.root
+    engine.checkout(version.ref, tmp_path / "out")
+    assert (tmp_path / "out" / "data.bin").read_bytes() == data.read_bytes()
+    report = engine.verify(version.ref)
+    assert not report.ok
+    assert "manifest" in report.problems[0]
+    fresh = DatasetVersioningEngine(engine.db, objects)
+    with pytest.raises(CorruptDataError):
+        fresh.manifest(version.ref)
+
+
 def test_statistics_of_a_tabular_version(engine: DatasetVersioningEngine) -> None:
     engine.create_dataset("orders", format="parquet")
     df = frame(1000)

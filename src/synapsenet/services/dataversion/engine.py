@@ -523,8 +523,12 @@ class DatasetVersioningEngine:
             session.delete(row)
 
     def manifest(self, ref: str) -> Manifest:
-        """The manifest (files and chunks) of a version, verified against its root."""
-        return self.manifests.load(self.resolve(ref).root)
+        """The manifest (files and chunks) of a version, verified against its root.
+
+        One of the last manifests this engine saved or read is not read again (a manifest
+        never changes under its root); :meth:`verify` always reads the stored one.
+        """
+        return self.manifests.load_recent(self.resolve(ref).root)
 
     def stats(self, ref: str) -> DatasetStats | None:
         """Statistics of a tabular version (rows, bytes, per-column nulls and min/max)."""
@@ -625,7 +629,7 @@ class DatasetVersioningEngine:
             raise InvalidError(
                 f"{version.ref} holds {dataset.format.value} files, not a table", field="ref"
             )
-        manifest = self.manifests.load(version.root)
+        manifest = self.manifests.load_recent(version.root)
         entries = [manifest.find(path)] if path is not None else list(manifest.files)
         if any(e is None for e in entries):
             raise NotFoundError(f"{version.ref} has no file {path!r}")
