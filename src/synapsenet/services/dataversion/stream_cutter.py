@@ -102,6 +102,9 @@ class StreamCutter:
             )
         self.params = params
         self.rows = rows
+        # Bytes past a chunk's start that decide where it ends: FastCDC looks up to
+        # max_size ahead, and the row end search as far again.
+        self._reach = (2 if rows else 1) * params.max_size + 1
         self.quote = quote
         self.window = window
         self.rows_aligned = rows
@@ -223,14 +226,6 @@ class StreamCutter:
             if data.count(self.quote, line, end - 1) % 2:
                 return None
         return size, chunk_address(window.view[start:end])
-
-    @property
-    def _reach(self) -> int:
-        """Bytes past a chunk's start that decide where it ends.
-
-        FastCDC looks up to ``max_size`` ahead, and the row end search as far again.
-        """
-        return (2 if self.rows else 1) * self.params.max_size + 1
 
     def _chunker(self) -> FastCDC:
         return FastCDC(
