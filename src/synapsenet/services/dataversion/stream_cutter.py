@@ -12,10 +12,15 @@ a row, and cuts after the first newline past the cut with an even number of quot
 characters since that line's start: a line end, unless a quoted value spans lines. The
 rule reads only bytes near the cut, so cuts stay local functions of the content, as
 FastCDC's are. Whether each chunk does end outside quotes is checked where it matters:
-:mod:`.chunk_stats` parses a chunk on its own only if its quotes pair up and follow RFC 4180
-(a field is quoted from its first character to just before a delimiter or line end, with
-quotes inside doubled), so by induction from the stream's start every chunk it parses or
-reuses starts at a row; a file with a chunk that fails is read in one pass instead.
+:mod:`.chunk_stats` parses a chunk on its own only where every line is a row (as the parse
+confirms) or its quotes pair up and follow RFC 4180 (a field is quoted from its first
+character to just before a delimiter or line end, with quotes inside doubled), so by
+induction from the stream's start every chunk it parses or reuses starts at a row; a file
+with a chunk that fails is read in one pass instead.
+
+:meth:`StreamCutter.cut_guided` gives the same chunks with less searching when an earlier
+cut of the stream (a :class:`CutGuide`: its chunks' addresses, sizes and first bytes) is at
+hand: where the bytes are unchanged it checks the guide's chunks instead of running FastCDC.
 """
 
 from __future__ import annotations
