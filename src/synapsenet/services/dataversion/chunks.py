@@ -490,7 +490,7 @@ class ChunkStore:
         written: list[WrittenFile] = []
         self.packs.refresh()
         records = self._new_records(
-            files, params, rows, progress, observe, written, workers, guides or {}
+            files, params, rows, progress, observe, writer, written, workers, guides or {}
         )
         try:
             writer.write(records)
@@ -510,12 +510,12 @@ class ChunkStore:
         rows: bool,
         progress: Callable[[int], None] | None,
         observe: Observer | None,
+        writer: PackWriter,
         written: list[WrittenFile],
         workers: int,
         guides: Mapping[str, CutGuide],
     ) -> Generator[Record, None, None]:
         not_before = self._not_before()
-        queued: set[str] = set()  # new chunks of this write, handed to the encoders
 
         def encode(batch: _CutBatch) -> tuple[list[Record], list[int]]:
             encoded = self.codec.encode
@@ -534,8 +534,10 @@ class ChunkStore:
                     if observe is not None:
                         observe(path, len(refs), address, raw)
                     refs.append(ChunkRef.trusted(address, len(raw)))  # a BLAKE3 hexdigest
-                    if address not in queued and not self.packs.holds_fresh(address, not_before):
-                        queued.add(address)
+                    # A chunk met twice while its first copy is being compressed is
+                    # compressed twice; the writer stores it once.
+                    known = writer.holds(address) or self.packs.holds_fresh(address, not_before)
+                    if not known:
                         fresh.append((raw, address))
                 yield _CutBatch(fresh, [len(raw) for raw, _ in batch])
 
