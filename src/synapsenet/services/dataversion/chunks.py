@@ -104,7 +104,7 @@ class WrittenFile(NamedTuple):
 
     entry: FileEntry
     rows_aligned: bool
-    firsts: bytes = b""
+    firsts: bytes
 
     def guide(self) -> CutGuide:
         """How the file was cut, to guide the cutting of a later version of it."""

@@ -12,7 +12,7 @@ are parsed. Both run before any pack is published, so a malformed file stores no
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor
 
 from synapsenet.core.storage import ObjectStore
@@ -45,8 +45,8 @@ class CommitDescription:
         dataset: The dataset committed to.
         files: The commit's files.
         executor: A single thread for the reading (pyarrow releases the GIL).
-        parent: Gives the files of the version the commit builds on (their per-chunk
-            statistics are reused); called once, on the executor, for CSV only.
+        parent: The files of the version the commit builds on (for CSV, their per-chunk
+            statistics are reused).
 
     Attributes:
         schema: The files' schema once :meth:`describe` ran (None for non-tabular data).
@@ -59,7 +59,7 @@ class CommitDescription:
         dataset: Dataset,
         files: Sequence[SourceFile],
         executor: Executor,
-        parent: Callable[[], Sequence[FileEntry]] = tuple,
+        parent: Sequence[FileEntry] = (),
     ) -> None:
         self.store = store
         self.dataset = dataset
@@ -126,7 +126,7 @@ class CommitDescription:
                 self._add(table_stats(reader))
             elif self._chunk_stats is None:
                 self._chunk_stats = CsvChunkStats(self.store, arrow_schema)
-                self._chunk_stats.remember(entry.content_hash for entry in self.parent())
+                self._chunk_stats.remember(entry.content_hash for entry in self.parent)
         return self.schema
 
     def observe(self, path: str, position: int, address: str, data: bytes | memoryview) -> None:

@@ -247,7 +247,6 @@ class DatasetVersioningEngine:
             raise InvalidError(f"parent must be 'head', a version number or None, not {parent!r}")
         tag_list = [validate_tag(t) for t in tags]
         parent_root, parent_files = self._parent_of(current.name, expected)
-        rows = current.format is DatasetFormat.CSV
         written: builtins.list[WrittenFile] = []
         with (
             materialize(source, current.format, name=name) as files,
@@ -262,7 +261,7 @@ class DatasetVersioningEngine:
                 current,
                 files,
                 pool,
-                lambda: parent_files,
+                parent_files,
             )
 
             def accept(files_written: Sequence[WrittenFile]) -> None:
@@ -280,14 +279,14 @@ class DatasetVersioningEngine:
                 files,
                 progress,
                 accept,
-                rows=rows,
-                observe=description.observe if rows else None,
-                guides=self._cuts.guides(parent_root, self.chunking, rows),
+                rows=description.rows,
+                observe=description.observe if description.rows else None,
+                guides=self._cuts.guides(parent_root, self.chunking, description.rows),
             )
             schema, stats = description.result(), description.stats
             manifest = Manifest(tuple(entries), {"dataset": current.name})
             root = self.manifests.save(manifest)
-            self._cuts.remember(root, self.chunking, rows, written)
+            self._cuts.remember(root, self.chunking, description.rows, written)
         # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
             current.name,
