@@ -20,6 +20,7 @@ from synapsenet.core.storage import LocalObjectStore, ObjectStore
 from synapsenet.errors import ConflictError, InvalidError, NotFoundError
 from synapsenet.services.dataversion.chunks import CorruptDataError
 from synapsenet.services.dataversion.engine import DatasetVersioningEngine, csv_threads
+from synapsenet.services.dataversion.models import DatasetVersion
 from synapsenet.services.dataversion.schema import SchemaIncompatibleError
 from tests.services.dataversion.conftest import frame
 
@@ -231,13 +232,20 @@ def test_checkout_restores_exact_bytes_and_partial_paths(
         engine.checkout(version.ref, tmp_path / "x", paths=["nope.txt"])
 
 
+def commit_random_blob(
+    engine: DatasetVersioningEngine, tmp_path: Path, size: int
+) -> tuple[DatasetVersion, Path]:
+    """``size`` random bytes committed to a new binary dataset ``blobs``; version and file."""
+    engine.create_dataset("blobs", format="binary")
+    data = tmp_path / "data.bin"
+    data.write_bytes(os.urandom(size))
+    return engine.commit("blobs", data), data
+
+
 def test_corruption_is_detected_by_verify_and_checkout(
     engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
 ) -> None:
-    engine.create_dataset("blobs", format="binary")
-    data = tmp_path / "data.bin"
-    data.write_bytes(os.urandom(500_000))
-    version = engine.commit("blobs", data)
+    version, _ = commit_random_blob(engine, tmp_path, 500_000)
     assert engine.verify(version.ref).ok
     victim = objects.root / next(k for k in chunk_keys(objects) if k.endswith(".pack"))
     damaged = bytearray(victim.read_bytes())
@@ -256,10 +264,7 @@ def test_corruption_is_detected_by_verify_and_checkout(
 def test_a_damaged_manifest_is_found_by_verify_while_reads_use_the_one_in_memory(
     engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
 ) -> None:
-    engine.create_dataset("blobs", format="binary")
-    data = tmp_path / "data.bin"
-    data.write_bytes(os.urandom(100_000))
-    version = engine.commit("blobs", data)
+    version, data = commit_random_blob(engine, tmp_path, 100_000)
     (key,) = objects.list("manifests/")
     objects.put(key, b"{}")
     # The manifest this engine saved is its content, whatever the store holds now.
