@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from synapsenet.env_vars import ENV_PREFIX
 from synapsenet.errors import ConfigurationError
 
-ENV_PREFIX = "SYNAPSENET_"
+__all__ = ["ENV_PREFIX", "Environment", "Settings", "load_settings"]
 
 
 class Environment(StrEnum):

@@ -24,7 +24,6 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
-from synapsenet.config import ENV_PREFIX
 from synapsenet.core._object_data import (
     DEFAULT_CHUNK_SIZE,
     MIN_PART_SIZE,
@@ -38,6 +37,7 @@ from synapsenet.core._object_data import (
     _stream_of,
 )
 from synapsenet.core._storage_keys import _key_problem, _shorten, validate_key, validate_prefix
+from synapsenet.env_vars import ENV_PREFIX
 from synapsenet.errors import InvalidError, NotFoundError, SynapseNetError, UnavailableError
 
 if TYPE_CHECKING:

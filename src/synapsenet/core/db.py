@@ -21,11 +21,13 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from synapsenet.config import ENV_PREFIX, Settings
+from synapsenet.env_vars import ENV_PREFIX
 from synapsenet.errors import ConfigurationError, UnavailableError
 
 if TYPE_CHECKING:
     from alembic.config import Config as AlembicConfig
+
+    from synapsenet.config import Settings
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 from urllib.parse import unquote, urlsplit
 from urllib.request import url2pathname
 
-from synapsenet.config import ENV_PREFIX, Settings
 from synapsenet.core._local_store import LocalObjectStore
 from synapsenet.core._object_data import (
     DEFAULT_CHUNK_SIZE,
@@ -41,9 +40,11 @@ from synapsenet.core._storage_keys import (
     validate_key,
     validate_prefix,
 )
+from synapsenet.env_vars import ENV_PREFIX
 from synapsenet.errors import ConfigurationError, InvalidError, UnavailableError
 
 if TYPE_CHECKING:
+    from synapsenet.config import Settings
     from synapsenet.core._s3_store import S3ObjectStore
 
 __all__ = [

@@ -30,7 +30,8 @@ import contextlib
 import itertools
 import logging
 import tempfile
-from collections.abc import Collection, Iterable
+from array import array
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import Executor, Future, wait
 from datetime import datetime
 from typing import Any, Final
@@ -330,7 +331,7 @@ class CsvChunkStats:
         return CsvFileStats(self, name, executor)
 
     def _assemble(
-        self, entry: FileEntry, picks: list[int], parsed: list[pa.Table]
+        self, entry: FileEntry, picks: Sequence[int], parsed: list[pa.Table]
     ) -> tuple[DatasetStats, pa.Table]:
         combined = pa.concat_tables([pa.Table.from_batches([], self.layout), *self._known, *parsed])
         indices = np.array(picks, dtype=np.int64)
@@ -351,6 +352,14 @@ class CsvChunkStats:
 
     def _parse(self, batch: _Batch) -> pa.Table:
         """Per-chunk statistics of a batch of chunks, parsed together."""
+        try:
+            return self._parse_rows(batch)
+        finally:
+            # On the parsing thread, whose pages these are: ~0.1 ms a batch, and the 2 GB
+            # commit's peak is ~25 MB lower than with a release every few dozen batches.
+            _release_unused()
+
+    def _parse_rows(self, batch: _Batch) -> pa.Table:
         data: bytes | bytearray = batch.data
         ends = np.asarray(batch.ends, dtype=np.int64)
         if batch.first:  # the file's first chunk: its header row is no data
@@ -457,7 +466,8 @@ class CsvFileStats:
         self.owner = owner
         self.name = name
         self.executor = executor
-        self._picks: list[int] = []  # per chunk: its known row, or -1 - its fresh number
+        # Per chunk: its known row, or -1 - its fresh number (8 bytes each, not an int object).
+        self._picks = array("q")
         self._fresh = 0
         self._batch: _Batch | None = None
         self._parsing: list[Future[pa.Table]] = []

@@ -131,9 +131,9 @@ def _batches(chunks: Iterator[tuple[Chunk, str]]) -> Iterator[list[tuple[Chunk, 
 
 
 class _CutBatch(NamedTuple):
-    """Chunks cut in a row: the new ones (bytes and address) and every chunk's size."""
+    """Chunks cut in a row: the new ones (bytes and reference) and every chunk's size."""
 
-    fresh: list[tuple[Chunk, str]]
+    fresh: list[tuple[Chunk, ChunkRef]]
     sizes: list[int]
 
 
@@ -519,7 +519,8 @@ class ChunkStore:
 
         def encode(batch: _CutBatch) -> tuple[list[Record], list[int]]:
             encoded = self.codec.encode
-            records = [Record(address, len(raw), encoded(raw)) for raw, address in batch.fresh]
+            # The reference's size, not len(raw) again: one int per chunk, held by both.
+            records = [Record(ref.address, ref.size, encoded(raw)) for raw, ref in batch.fresh]
             return records, batch.sizes
 
         def described(
@@ -533,12 +534,13 @@ class ChunkStore:
                     firsts.append(raw[0])
                     if observe is not None:
                         observe(path, len(refs), address, raw)
-                    refs.append(ChunkRef.trusted(address, len(raw)))  # a BLAKE3 hexdigest
+                    ref = ChunkRef.trusted(address, len(raw))  # a BLAKE3 hexdigest
+                    refs.append(ref)
                     # A chunk met twice while its first copy is being compressed is
                     # compressed twice; the writer stores it once.
                     known = writer.holds(address) or self.packs.holds_fresh(address, not_before)
                     if not known:
-                        fresh.append((raw, address))
+                        fresh.append((raw, ref))
                 yield _CutBatch(fresh, [len(raw) for raw, _ in batch])
 
         for path, opener in files:
