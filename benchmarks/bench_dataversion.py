@@ -18,6 +18,9 @@ place at random positions. Everything lives in one temporary directory, removed 
    SynapseNet (CSV dataset: schema inference and column statistics included), and on DVC
    the file is copied over the workspace's ``data.csv`` (untimed) and ``dvc add`` is timed,
    in a fresh ``dvc init --no-scm`` repository. The contenders alternate version by version.
+   Two more SynapseNet stores commit the same files for reference: one without compression,
+   and one holding them as a binary dataset (chunks only: no schema, no statistics), which
+   shows what the CSV description costs.
 2. Storage after ten versions: bytes of the object store (chunks and manifests; the SQLite
    metadata is listed apart) against bytes under ``.dvc/cache``; a second SynapseNet store
    with ``compression="none"`` separates chunk dedup from zstd.
@@ -373,6 +376,7 @@ class VersionResults:
     sizes: tuple[int, ...]
     ours_commit: tuple[float, ...]
     plain_commit: tuple[float, ...]
+    binary_commit: tuple[float, ...]
     dvc_commit: tuple[float, ...]
     dvc_noop_add: float
     ours_bytes: int
@@ -396,8 +400,10 @@ def compare_versions(work: Path, paths: Sequence[Path], repeats: int) -> Version
     """Commit every version with each contender, then measure storage and checkouts."""
     ours = SynapseNetRepo(work / "ours-zstd")
     plain = SynapseNetRepo(work / "ours-none", compression="none")
+    # The same bytes as a binary dataset: chunks only, no schema, row cuts or statistics.
+    binary = SynapseNetRepo(work / "ours-binary", dataset_format="binary")
     dvc = DvcRepo(work / "dvc", work / "dvc-site-cache")
-    ours_s, plain_s, dvc_s = [], [], []
+    ours_s, plain_s, binary_s, dvc_s = [], [], [], []
     v1_pointer = b""
     for path in paths:
         ours_s.append(ours.commit(path))
@@ -405,6 +411,7 @@ def compare_versions(work: Path, paths: Sequence[Path], repeats: int) -> Version
         if path == paths[0]:
             v1_pointer = dvc.pointer.read_bytes()
         plain_s.append(plain.commit(path))
+        binary_s.append(binary.commit(path))
     # DVC's fixed cost per call: `dvc add` of the file it has just added.
     noop_add = statistics.median(dvc.run("add", "-q", FILE) for _ in range(3))
 
@@ -426,6 +433,7 @@ def compare_versions(work: Path, paths: Sequence[Path], repeats: int) -> Version
         sizes=tuple(p.stat().st_size for p in paths),
         ours_commit=tuple(ours_s),
         plain_commit=tuple(plain_s),
+        binary_commit=tuple(binary_s),
         dvc_commit=tuple(dvc_s),
         dvc_noop_add=noop_add,
         ours_bytes=ours.stored_bytes(),
@@ -563,14 +571,15 @@ def report(versions: VersionResults, memory: MemoryResults, repeats: int, fs: st
     """Print the per-version times, the notes and the summary table with the goals."""
     print("\nseconds per version committed")
     print_table(
-        ["version", "MB", "SynapseNet zstd", "SynapseNet none", "dvc add"],
+        ["version", "MB", "SynapseNet zstd", "SynapseNet none", "binary dataset", "dvc add"],
         [
-            [f"v{i + 1}", f"{size / MB:.1f}", f"{a:.2f}", f"{b:.2f}", f"{c:.2f}"]
-            for i, (size, a, b, c) in enumerate(
+            [f"v{i + 1}", f"{size / MB:.1f}", f"{a:.2f}", f"{b:.2f}", f"{c:.2f}", f"{d:.2f}"]
+            for i, (size, a, b, c, d) in enumerate(
                 zip(
                     versions.sizes,
                     versions.ours_commit,
                     versions.plain_commit,
+                    versions.binary_commit,
                     versions.dvc_commit,
                     strict=True,
                 )
@@ -592,6 +601,7 @@ def report(versions: VersionResults, memory: MemoryResults, repeats: int, fs: st
 
     n = len(versions.sizes)
     ours_total, plain_total = sum(versions.ours_commit), sum(versions.plain_commit)
+    binary_total = sum(versions.binary_commit)
     dvc_total = sum(versions.dvc_commit)
     commit_speedup = dvc_total / ours_total
     storage = versions.ours_bytes / versions.dvc_bytes
@@ -611,6 +621,14 @@ def report(versions: VersionResults, memory: MemoryResults, repeats: int, fs: st
             rate(versions.total_mb, plain_total),
             "",
             f"{dvc_total / plain_total:.2f}x",
+            "",
+            "",
+        ],
+        [
+            "  binary dataset (no CSV parsing)",
+            rate(versions.total_mb, binary_total),
+            "",
+            f"{dvc_total / binary_total:.2f}x",
             "",
             "",
         ],
