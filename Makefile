@@ -2,16 +2,18 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
+# What the install builds: the package metadata and the compiled CSV scanner.
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard src/synapsenet/services/dataversion/_csvscan*.[ch])
 
 .PHONY: run test lint typecheck services bench clean
 
-$(VENV)/.run-installed: pyproject.toml
+$(VENV)/.run-installed: $(BUILD_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-$(VENV)/.test-installed: pyproject.toml
+$(VENV)/.test-installed: $(BUILD_INPUTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
@@ -31,8 +33,8 @@ services:
 	bash scripts/ensure-services.sh
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts setup.py
+	$(BIN)/ruff format --check src tests scripts setup.py
 
 typecheck: $(VENV)/.test-installed
 	$(BIN)/mypy
@@ -45,4 +47,4 @@ bench: $(VENV)/.test-installed services
 	done
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis coverage.json .coverage
+	rm -rf $(VENV) src/synapsenet/services/dataversion/_csvscan.*.so .mypy_cache .ruff_cache .pytest_cache .hypothesis coverage.json .coverage

@@ -6,6 +6,7 @@ The oracle is :func:`table_stats` over the selected rows gathered into one batch
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, TypeAlias
@@ -235,3 +236,21 @@ def test_counts_that_do_not_add_up_to_the_rows_are_refused(counts: list[int]) ->
     table = pa.table({"n": [1, 2, 3]})
     with pytest.raises(ValueError, match="segment sizes add up to"):
         segment_stats(table, counts)
+
+
+@pytest.mark.parametrize("t", [pa.float64(), pa.float32()])
+def test_of_signed_zeros_the_minimum_is_negative_and_the_maximum_positive(t: pa.DataType) -> None:
+    # numpy's fmin/fmax leave it open which zero they return; the segments must not.
+    values = [0.0, -0.0, 1.0, -0.0, 0.0] * 40 + [None, -0.0, -0.0, 0.0, 0.0, 2.0, None, 0.0]
+    table = pa.table({"x": pa.array(values, t)})
+    counts = np.array([200, 3, 2, 3])  # mixed; only -0.0 (and a null); only 0.0; 2.0 and 0.0
+    segments = segment_stats(table, counts)
+
+    def zero_signs(column: str) -> list[float]:
+        values = segments.column(column).to_pylist()
+        return [math.copysign(1, v) * (v == 0) for v in values if v is not None]
+
+    lows, highs = zero_signs("min_0"), zero_signs("max_0")
+    assert lows == [-1.0, -1.0, 1.0, 1.0]
+    assert highs == [0.0, -1.0, 1.0, 0.0]  # 1.0 and 2.0 are no zeros
+    assert segments.column("max_0").to_pylist() == [1.0, -0.0, 0.0, 2.0]

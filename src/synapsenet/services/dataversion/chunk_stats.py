@@ -1,13 +1,15 @@
 """CSV statistics from per-chunk statistics, so that a commit parses only its new chunks.
 
 A CSV file committed with row-aligned chunks (see :mod:`.stream_cutter`) is summarised chunk
-by chunk: each chunk's rows are parsed with the file's column types and summarised by
-:func:`.segment_stats.segment_stats`, and the file's statistics pool its chunks'. The
-per-chunk table is kept beside the data, one object per file and column layout,
-``chunk-stats/<file BLAKE3>/<layout fingerprint>``: a BLAKE3 checksum and an Arrow IPC
-stream. The next commit of the dataset loads its parent's tables and parses only the chunks
-they do not hold; a file that grew by 1% and had 0.1% of its rows edited parses about a
-fifth of itself. The statistics are exactly those of a full pass
+by chunk: each chunk's rows are read with the file's column types and summarised, and the
+file's statistics pool its chunks'. New chunks are read a batch at a time by the compiled
+scanner of :mod:`.csv_scan` where it reads them (the common column types and value shapes),
+else parsed by pyarrow and summarised by :func:`.segment_stats.segment_stats`; both give the
+same per-chunk statistics. The per-chunk table is kept beside the data, one object per file
+and column layout, ``chunk-stats/<file BLAKE3>/<layout fingerprint>``: a BLAKE3 checksum and
+an Arrow IPC stream. The next commit of the dataset loads its parent's tables and parses
+only the chunks they do not hold; a file that grew by 1% and had 0.1% of its rows edited
+parses about a fifth of itself. The statistics are exactly those of a full pass
 (:func:`~._stats.table_stats`), checked by the tests on every type CSV inference yields.
 
 Chunks are parsed apart from the rest of their file only where each is known to end at a
@@ -46,6 +48,7 @@ from synapsenet.errors import NotFoundError
 from synapsenet.services.dataversion._arrow_numpy import array_of
 from synapsenet.services.dataversion._stats import DatasetStats
 from synapsenet.services.dataversion.chunking import MiB
+from synapsenet.services.dataversion.csv_scan import scan_segment_stats
 from synapsenet.services.dataversion.entries import FileEntry
 from synapsenet.services.dataversion.segment_stats import (
     pool_segments,
@@ -369,6 +372,9 @@ class CsvChunkStats:
         inner = (ends > starts)[:-1]  # non-empty pieces before the last one
         if len(data) and (np.frombuffer(data, np.uint8)[ends[:-1][inner] - 1] != _NEWLINE).any():
             raise _NotRowsError("a chunk that does not end at a row end")
+        scanned = scan_segment_stats(data, ends, self.schema)
+        if scanned is not None:
+            return scanned
         # Mostly every line is a row: counting line ends is then enough, and the parse
         # confirms it. Otherwise (or if the parse fails) the quotes are followed.
         counts = line_counts(data, ends)

@@ -154,8 +154,15 @@ class _Segments:
         t = orderable.type
         if pa.types.is_floating(t):
             floats = np.where(null_mask(orderable), np.nan, values_of(orderable))
-            low = self._reduce(np.fmin, floats.astype(np.float64, copy=False))
-            high = self._reduce(np.fmax, floats.astype(np.float64, copy=False))
+            floats = floats.astype(np.float64, copy=False)
+            low, high = self._reduce(np.fmin, floats), self._reduce(np.fmax, floats)
+            zeros = floats == 0
+            if zeros.any():
+                # Which of 0.0 and -0.0 fmin and fmax return is left open (it varies with
+                # numpy's vector loops): -0.0 is the smaller, as IEEE 754's minimum has it.
+                signs = np.signbit(floats)
+                low = np.where((low == 0) & (self._sums(zeros & signs) > 0), -0.0, low)
+                high = np.where((high == 0) & (self._sums(zeros & ~signs) > 0), 0.0, high)
             return (
                 array_of(low, pa.float64(), mask=empty).cast(t),
                 array_of(high, pa.float64(), mask=empty).cast(t),
