@@ -16,11 +16,12 @@
  *   nulls  int64: nulls per segment;
  *   text   int64: bytes of the non-null strings (string columns);
  *   low, high  int64: min and max of int, date (days since 1970-01-01) and bool (0/1)
- *          columns, undefined where a segment has no value;
+ *          columns, 0 where a segment has no value;
  *   flow, fhigh  float64: the same for float columns;
  *   rows   int64 [nseg]: rows per segment.
- * Returns None when done, with the string columns' bounds as a list per string column
- * (min and max of each segment in turn, str or None) in a tuple; or the reason it stopped.
+ * Returns, once done, the string columns' bounds: a tuple with, per string column, the
+ * segments' minimums as Arrow string data and int32 offsets, then their maximums likewise
+ * (an empty string where a segment has no value); or the reason it stopped, a str.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
