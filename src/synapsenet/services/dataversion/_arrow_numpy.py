@@ -80,9 +80,17 @@ def array_of(
         data = pa.py_buffer(np.packbits(np.asarray(values, dtype=bool), bitorder="little").data)
     else:
         data = pa.py_buffer(np.ascontiguousarray(values, dtype=dtype).data)
-    validity = None
-    nulls = 0
-    if mask is not None and mask.any():
-        validity = pa.py_buffer(np.packbits(~mask, bitorder="little").data)
-        nulls = int(mask.sum())
+    validity, nulls = validity_of(mask)
     return pa.Array.from_buffers(t, len(values), [validity, data], null_count=nulls)
+
+
+def validity_of(
+    mask: np.ndarray[Any, np.dtype[np.bool_]] | None,
+) -> tuple[pa.Buffer | None, int]:
+    """An Arrow validity bitmap that is null where ``mask``, and the null count.
+
+    The bitmap is None when nothing is null (no mask, or no True in it).
+    """
+    if mask is None or not mask.any():
+        return None, 0
+    return pa.py_buffer(np.packbits(~mask, bitorder="little").data), int(mask.sum())

@@ -200,10 +200,24 @@ static int eisel_lemire(uint64_t man, long e10, int negative, double *out) {
 }
 
 /*
+ * mantissa * 10^power (the number's decimal digits exact in `mantissa`), correctly rounded:
+ * by one exact multiplication or division where the mantissa fits in 2^53 and the power of
+ * ten is at most 22, else by the Eisel-Lemire method; -1 where neither decides.
+ */
+static int decimal_to_double(uint64_t mantissa, long power, int negative, double *out) {
+    if (mantissa <= (UINT64_C(1) << 53) && power >= -22 && power <= 22) {
+        double value = (double)mantissa; /* exact, as is the power of ten: one rounding */
+        value = power < 0 ? value / POW10[-power] : value * POW10[power];
+        *out = negative ? -value : value;
+        return 0;
+    }
+    return eisel_lemire(mantissa, power, negative, out);
+}
+
+/*
  * A decimal number: -?(digits[.digits*] | .digits)([eE][+-]?digits)?, converted with
- * correct rounding (as pyarrow's fast_float does): exactly by one multiplication or
- * division when the digits fit in 2^53 and the power of ten is at most 22, else by the
- * Eisel-Lemire method when it can decide, else by strtod_l in the C locale.
+ * correct rounding (as pyarrow's fast_float does): by decimal_to_double where its digits
+ * fit in 64 bits and it decides, else by strtod_l in the C locale.
  */
 static int parse_float64(const char *p, size_t n, double *out) {
     int negative = n && p[0] == '-';
@@ -240,13 +254,7 @@ static int parse_float64(const char *p, size_t n, double *out) {
     }
     if (i != n) return -1;
     long power = exponent - fraction;
-    if (significant <= 19 && mantissa <= (UINT64_C(1) << 53) && power >= -22 && power <= 22) {
-        double value = (double)mantissa;
-        value = power < 0 ? value / POW10[-power] : value * POW10[power];
-        *out = negative ? -value : value;
-        return 0;
-    }
-    if (significant <= 19 && eisel_lemire(mantissa, power, negative, out) == 0) return 0;
+    if (significant <= 19 && decimal_to_double(mantissa, power, negative, out) == 0) return 0;
     if (n >= FLOAT_TEXT_MAX) return -1;
     char text[FLOAT_TEXT_MAX];
     memcpy(text, p, n);
@@ -375,6 +383,7 @@ static void take_real(column *col, double value) {
     if (value > col->fhigh || (value == col->fhigh && !signbit(value))) col->fhigh = value;
 }
 
+/* A string value; `ascii` when the caller saw no byte over 0x7F (else UTF-8 is checked). */
 static int take_string(scanner *s, column *col, const char *p, size_t n, int ascii,
                        int in_scratch) {
     if (!ascii && !valid_utf8((const unsigned char *)p, n)) {
@@ -427,13 +436,6 @@ static int finish_segment(scanner *s, Py_ssize_t seg) {
         col->values = col->nulls = col->text = 0;
     }
     return 0;
-}
-
-static int all_ascii(const char *p, size_t n) {
-    for (size_t k = 0; k < n; k++) {
-        if ((unsigned char)p[k] >= 0x80) return 0;
-    }
-    return 1;
 }
 
 /*
@@ -500,7 +502,7 @@ static const char *any_field(scanner *s, column *col, const char *p, const char 
         return p;
     }
     if (col->kind == K_STRING) {
-        if (take_string(s, col, value, length, all_ascii(value, length), in_scratch) < 0) {
+        if (take_string(s, col, value, length, 0, in_scratch) < 0) { /* UTF-8 checked */
             return NULL;
         }
         return p;
@@ -576,12 +578,7 @@ static inline const char *common_field(scanner *s, column *col, const char *p,
             return NULL;
         }
         double value;
-        if (mantissa <= (UINT64_C(1) << 53) && fraction <= 22) {
-            value = (double)mantissa / POW10[fraction]; /* both exact: one rounding */
-            value = negative ? -value : value;
-        } else if (eisel_lemire(mantissa, -(long)fraction, negative, &value) < 0) {
-            return NULL;
-        }
+        if (decimal_to_double(mantissa, -(long)fraction, negative, &value) < 0) return NULL;
         take_real(col, value);
         return (const char *)u;
     }

@@ -25,7 +25,7 @@ from typing import Any, Final
 import numpy as np
 import pyarrow as pa
 
-from synapsenet.services.dataversion._arrow_numpy import array_of
+from synapsenet.services.dataversion._arrow_numpy import array_of, validity_of
 from synapsenet.services.dataversion._csvscan import scan
 from synapsenet.services.dataversion.segment_stats import segment_schema
 
@@ -124,10 +124,10 @@ def _bounds(kind: int, values: np.ndarray, empty: np.ndarray) -> pa.Array[Any]:
 
 def _strings(text: bytes, offsets: bytes, empty: np.ndarray) -> pa.Array[Any]:
     """A string array from its data and int32 offsets, null where ``empty``."""
-    validity = pa.py_buffer(np.packbits(~empty, bitorder="little").data) if empty.any() else None
+    validity, nulls = validity_of(empty)
     return pa.Array.from_buffers(
         pa.string(),
         len(empty),
         [validity, pa.py_buffer(offsets), pa.py_buffer(text)],
-        null_count=int(empty.sum()),
+        null_count=nulls,
     )
