@@ -14,6 +14,7 @@ import bisect
 import io
 import random
 import re
+import threading
 from typing import BinaryIO, cast
 
 import blake3
@@ -550,3 +551,38 @@ def test_a_wrong_guide_costs_time_only(damage: str) -> None:
         "firsts": good._replace(firsts=bytes((b + 1) % 256 for b in good.firsts)),
     }[damage]
     assert guided(data, bad, ROWS, rows=True)[0] == chunks
+
+
+class _FailingDigest:
+    def __init__(self) -> None:
+        self.updates = 0
+
+    def update(self, data: memoryview, /) -> None:
+        self.updates += 1
+        if self.updates == 2:
+            raise OSError("digest failed")
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_a_digest_error_stops_the_cut(guided: bool) -> None:
+    data = random.Random(7).randbytes(40 * KiB)
+    cutter = StreamCutter(SMALL, window=2 * SMALL.max_size)
+    digest = _FailingDigest()
+    with pytest.raises(OSError, match="digest failed"):
+        if guided:
+            guide = CutGuide([chunk_address(c) for c in chunk_bytes(data, SMALL)], [], b"")
+            list(cutter.cut_guided(io.BytesIO(data), guide, digest=digest))
+        else:
+            list(cutter.cut(io.BytesIO(data), digest=digest))
+
+
+def test_a_cut_left_early_stops_hashing_and_its_thread() -> None:
+    data = random.Random(8).randbytes(3 * MiB)
+    digest = blake3.blake3()
+    chunks = StreamCutter(SMALL).cut(io.BytesIO(data), digest=digest)
+    next(chunks)
+    chunks.close()
+    for thread in threading.enumerate():
+        if thread.name.startswith("file-hash"):
+            thread.join(5)
+            assert not thread.is_alive()

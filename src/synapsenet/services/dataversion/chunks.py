@@ -85,6 +85,10 @@ _R = TypeVar("_R")
 # small enough that the 2 * workers batches in flight hold only a few MiB.
 _BATCH_BYTES: Final = 256 * KiB
 _SPAN_BYTES: Final = 512 * KiB
+# Batches in flight per compressing thread. New chunks come in bursts (an edited stretch of
+# a file, then unchanged ones): with only two, the cutting waits on the compression of a
+# burst while the threads sit idle during the unchanged stretch that follows.
+_AHEAD: Final = 8
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
 """Opens one file's bytes for a write; called when the write reaches that file."""
 Chunk = bytes | memoryview
@@ -448,10 +452,10 @@ class ChunkStore:
         """Chunk files, store their new chunks in packs and describe them as file entries.
 
         The calling thread reads, cuts and hashes each file (into views of its read
-        buffers, no copies); only chunks that no fresh pack of this store holds are
-        compressed, by ``workers`` threads, a bounded number of 256 KiB batches at a time,
-        and written. New chunks stream into
-        packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
+        buffers, no copies; the whole-file hash runs on a thread of its own); only chunks
+        that no fresh pack of this store holds are compressed, by ``workers`` threads, at
+        most eight 256 KiB batches per thread in flight, and written. New chunks stream
+        into packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
         few hundred bytes per chunk (its reference and index entry, kept until the
         write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
 
@@ -556,7 +560,7 @@ class ChunkStore:
                 else:
                     cut = cutter.cut_guided(stream, guide, digest=hasher)
                 batches = described(path, cut, refs, firsts)
-                for records, sizes in bounded_map(encode, batches, workers):
+                for records, sizes in bounded_map(encode, batches, workers, ahead=_AHEAD):
                     yield from records
                     if progress is not None:
                         for size in sizes:
