@@ -1,8 +1,9 @@
 """The compiled part of the package; everything else is declared in pyproject.toml.
 
 ``_csvscan`` reads per-chunk CSV statistics in one pass (see
-``synapsenet/services/dataversion/csv_scan.py``). Building it needs a C compiler and the
-Python headers.
+``synapsenet/services/dataversion/csv_scan.py``); ``_blake3`` checks and hashes the chunks
+a guided cut expects (see ``synapsenet/services/dataversion/stream_cutter.py``). Building
+them needs a C compiler and the Python headers.
 """
 
 from setuptools import Extension, setup
@@ -14,6 +15,11 @@ setup(
             sources=["src/synapsenet/services/dataversion/_csvscan.c"],
             depends=["src/synapsenet/services/dataversion/_csvscan_pow10.h"],
             extra_compile_args=["-Wall", "-Wextra"],
-        )
+        ),
+        Extension(
+            "synapsenet.services.dataversion._blake3",
+            sources=["src/synapsenet/services/dataversion/_blake3.c"],
+            extra_compile_args=["-Wall", "-Wextra", "-O3"],
+        ),
     ]
 )

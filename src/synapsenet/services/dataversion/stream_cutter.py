@@ -26,6 +26,7 @@ hand: where the bytes are unchanged it checks the guide's chunks instead of runn
 from __future__ import annotations
 
 import io
+from array import array
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO, Final, NamedTuple, Protocol
@@ -33,6 +34,7 @@ from typing import BinaryIO, Final, NamedTuple, Protocol
 from pyfastcdc import FastCDC
 
 from synapsenet.errors import InvalidError
+from synapsenet.services.dataversion._blake3 import follow
 from synapsenet.services.dataversion._parallel import SerialFeed
 from synapsenet.services.dataversion.chunking import ChunkingParams, MiB, chunk_address
 
@@ -60,7 +62,6 @@ class Hasher(Protocol):
         """Take the next bytes of the stream."""
 
 
-_NEWLINE: Final = ord("\n")
 WINDOW_BYTES: Final = 1 * MiB
 """Bytes read from the stream at a time (plus the carried-over tail of the last window)."""
 
@@ -184,9 +185,15 @@ class StreamCutter:
 
     def _cut_guided(self, window: _Window, guide: CutGuide) -> Iterator[tuple[memoryview, str]]:
         chunker = self._chunker()
-        addresses = guide.addresses
+        addresses, sizes = guide.addresses, guide.sizes
+        # The guide as follow() reads it: as many chunks as all three fields describe.
+        count = min(len(addresses), len(sizes), len(guide.firsts))
+        packed_sizes = array("q", sizes[:count])
+        digests = b"".join(map(bytes.fromhex, addresses[:count]))
+        firsts = guide.firsts[:count]
+        quote = self.quote[0] if self.rows else -1
         where: dict[str, int] = {}
-        for number in range(len(addresses) - 1):  # the last chunk ended with its stream
+        for number in range(count - 1):  # the last chunk ended with its stream
             where.setdefault(addresses[number], number)
         # Guide chunk numbers, -1 for none: the one expected next, and the one to try after
         # the next new chunk (an edit usually changes one chunk, and the next is the guide's).
@@ -196,12 +203,28 @@ class StreamCutter:
             start = window.pos
             hashed: tuple[int, str] | None = None  # (size, address) of the bytes at start
             if expect >= 0:
-                hashed = self._matches(window, start, guide, expect)
-                if hashed is not None and hashed[1] == addresses[expect]:
-                    window.pos = start + hashed[0]
-                    expect += 1
-                    yield window.view[start : window.pos].toreadonly(), hashed[1]
-                    continue
+                # The guide's chunks, checked (see cut_guided) and hashed in compiled code,
+                # with the GIL released, for as long as they match and the window has bytes.
+                stop, number, other = follow(
+                    window.data,
+                    start,
+                    expect,
+                    packed_sizes,
+                    firsts,
+                    digests,
+                    self.params.min_size,
+                    self._reach,
+                    quote,
+                )
+                for matched in range(expect, number):
+                    end = start + sizes[matched]
+                    yield window.view[start:end].toreadonly(), addresses[matched]
+                    start = end
+                window.pos, expect = stop, number
+                if other is None and not window.eof and len(window.data) - stop < self._reach:
+                    continue  # the window ran out, not the guide: read on
+                if other is not None:
+                    hashed = (sizes[number], other)
                 after, expect = expect + 1, -1
             window.pos = end = self._end(chunker, window, first)
             first = False
@@ -213,33 +236,6 @@ class StreamCutter:
             found = where.get(address)
             expect, after = (after, -1) if found is None else (found + 1, -1)
             yield chunk, address
-
-    def _matches(
-        self, window: _Window, start: int, guide: CutGuide, number: int
-    ) -> tuple[int, str] | None:
-        """Size and address of the bytes at ``start`` where guide chunk ``number`` may be.
-
-        None where no guess is made (see :meth:`cut_guided`): past the guide's last-but-one
-        chunk, near the stream's end, a size no cut gives, another byte after the chunk,
-        or (rows) an end that is not a row end whatever follows.
-        """
-        sizes = guide.sizes
-        if number >= len(sizes) - 1:
-            return None
-        size = sizes[number]
-        data = window.data
-        end = start + size
-        if len(data) - start < self._reach or not self.params.min_size <= size < self._reach:
-            return None
-        if data[end] != guide.firsts[number + 1]:
-            return None
-        if self.rows:
-            if data[end - 1] != _NEWLINE:
-                return None
-            line = data.rfind(b"\n", start, end - 1) + 1 or start
-            if data.count(self.quote, line, end - 1) % 2:
-                return None
-        return size, chunk_address(window.view[start:end])
 
     def _chunker(self) -> FastCDC:
         return FastCDC(
