@@ -849,6 +849,31 @@ def test_the_statistics_of_many_batches_are_merged_and_stay_exact(
     assert 0 < len(second.parsed) < len(second.keys)
 
 
+def test_batches_refill_the_buffers_of_batches_already_parsed(
+    store: LocalObjectStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str
+) -> None:
+    # Parsed one batch at a time while the next fills: two buffers serve every batch, and
+    # the statistics stay exact (each batch's bytes are its own, whatever filled it before).
+    monkeypatch.setattr(chunk_stats, "_PARSE_BYTES", 8 * KiB)
+    buffers: set[int] = set()
+    batches = 0
+
+    class Recorded(chunk_stats._Batch):
+        def __init__(self, first: bool, buffer: bytearray | None = None) -> None:
+            nonlocal batches
+            super().__init__(first, buffer)
+            buffers.add(id(self.view().obj))
+            batches += 1
+
+    monkeypatch.setattr(chunk_stats, "_Batch", Recorded)
+    path = save(tmp_path / "v1.csv", CsvRows(12, quoted_newlines=False).sample(3000))
+    written = write_csv(store, path)
+    assert written.found is not None
+    assert written.found[0] == full_pass(path)
+    assert batches > 10
+    assert len(buffers) == 2
+
+
 @pytest.mark.parametrize("problem", ["quoting", "value"])
 def test_an_early_failing_batch_among_many_is_not_merged_away(
     store: LocalObjectStore,

@@ -363,18 +363,16 @@ class CsvChunkStats:
             _release_unused()
 
     def _parse_rows(self, batch: _Batch) -> pa.Table:
-        data: bytes | bytearray = batch.data
-        ends = np.asarray(batch.ends, dtype=np.int64)
-        if batch.first:  # the file's first chunk: its header row is no data
-            header = _header_end(data)
-            data, ends = data[header:], ends - header
-        starts = np.concatenate([[0], ends[:-1]])
-        inner = (ends > starts)[:-1]  # non-empty pieces before the last one
-        if len(data) and (np.frombuffer(data, np.uint8)[ends[:-1][inner] - 1] != _NEWLINE).any():
-            raise _NotRowsError("a chunk that does not end at a row end")
-        scanned = scan_segment_stats(data, ends, self.schema)
+        with batch.view() as view:
+            scanned = self._scan(batch, view)
+        batch.parsed = True  # no view of its buffer is left: the buffer may be refilled
         if scanned is not None:
             return scanned
+        data: bytes | bytearray = batch.data
+        ends = np.asarray(batch.ends, dtype=np.int64)
+        if batch.first:
+            header = _header_end(data)
+            data, ends = data[header:], ends - header
         # Mostly every line is a row: counting line ends is then enough, and the parse
         # confirms it. Otherwise (or if the parse fails) the quotes are followed.
         counts = line_counts(data, ends)
@@ -401,6 +399,22 @@ class CsvChunkStats:
             raise _NotRowsError(f"{table.num_rows} rows parsed, {int(counts.sum())} counted")
         return segment_stats(table, counts)
 
+    def _scan(self, batch: _Batch, view: memoryview) -> pa.Table | None:
+        """The compiled scanner's statistics of the batch, read in place, or None.
+
+        Raises:
+            _NotRowsError: If a chunk does not end at a row end.
+        """
+        ends = np.asarray(batch.ends, dtype=np.int64)
+        if batch.first:  # the file's first chunk: its header row is no data
+            header = _header_end(batch.data)
+            view, ends = view[header:], ends - header
+        starts = np.concatenate([[0], ends[:-1]])
+        inner = (ends > starts)[:-1]  # non-empty pieces before the last one
+        if len(view) and (np.frombuffer(view, np.uint8)[ends[:-1][inner] - 1] != _NEWLINE).any():
+            raise _NotRowsError("a chunk that does not end at a row end")
+        return scan_segment_stats(view, ends, self.schema)
+
     def _read(self, data: bytes | bytearray) -> pa.Table:
         """The rows of headerless CSV bytes, with the file's column types."""
         if not data:
@@ -422,20 +436,31 @@ class CsvChunkStats:
 class _Batch:
     """New chunks to parse together: their bytes back to back, and where each ends.
 
-    The buffer is allocated once at its full size (growing it chunk by chunk would
-    reallocate and copy it over and over).
+    The buffer is allocated at its full size (growing it chunk by chunk would reallocate
+    and copy it over and over), or is the buffer of a batch already parsed: a fresh 4 MiB
+    buffer costs its pages' first touch, which is most of the time the calling thread
+    spends copying new chunks.
     """
 
-    def __init__(self, first: bool) -> None:
-        self._buffer = bytearray(2 * _PARSE_BYTES)
+    def __init__(self, first: bool, buffer: bytearray | None = None) -> None:
+        self._buffer = bytearray(2 * _PARSE_BYTES) if buffer is None else buffer
         self.size = 0
         self.ends: list[int] = []
         self.first = first  # starts with the file's first chunk (and so its header)
+        self.parsed = False  # parsed, and no view of the buffer is left
 
     @property
-    def data(self) -> bytes | bytearray:
-        """The chunks' bytes."""
-        return self._buffer if self.size == len(self._buffer) else self._buffer[: self.size]
+    def data(self) -> bytearray:
+        """A copy of the chunks' bytes, which the buffer's next batch leaves unchanged."""
+        return self._buffer[: self.size]
+
+    def view(self) -> memoryview:
+        """The chunks' bytes, in place; release the view before the buffer is refilled."""
+        return memoryview(self._buffer)[: self.size]
+
+    def spare(self) -> bytearray | None:
+        """The buffer, for a later batch, once this batch is parsed; None before that."""
+        return self._buffer if self.parsed else None
 
     def add(self, chunk: bytes | memoryview) -> None:
         end = self.size + len(chunk)
@@ -477,6 +502,8 @@ class CsvFileStats:
         self._fresh = 0
         self._batch: _Batch | None = None
         self._parsing: list[Future[pa.Table]] = []
+        self._submitted: _Batch | None = None  # the batch parsing, or parsed last
+        self._spare: bytearray | None = None  # the buffer of a parsed batch, to refill
 
     def add(self, position: int, address: str, data: bytes | memoryview) -> None:
         """Note the chunk at ``position`` (0 for the first) of the file, in order."""
@@ -487,7 +514,8 @@ class CsvFileStats:
         self._picks.append(-1 - self._fresh)
         self._fresh += 1
         if self._batch is None:
-            self._batch = _Batch(first=position == 0)
+            self._batch = _Batch(first=position == 0, buffer=self._spare)
+            self._spare = None
         self._batch.add(data)
         if self._batch.size >= _PARSE_BYTES:
             self._submit()
@@ -498,6 +526,9 @@ class CsvFileStats:
         pending = [future for future in self._parsing if not future.done()]
         if pending:
             wait(pending)  # not result(): a failure is for finish() to judge
+        if self._submitted is not None:
+            self._spare = self._submitted.spare()
+        self._submitted = batch
         if len(self._parsing) > _MERGE_BATCHES:
             self._merge()
         self._parsing.append(self.executor.submit(self.owner._parse, batch))

@@ -57,7 +57,7 @@ def scan_kinds(schema: pa.Schema) -> bytes | None:
 
 
 def scan_segment_stats(
-    data: bytes | bytearray, ends: np.ndarray, schema: pa.Schema
+    data: bytes | bytearray | memoryview, ends: np.ndarray, schema: pa.Schema
 ) -> pa.Table | None:
     """Statistics of each chunk of headerless, row-aligned CSV bytes, or None.
 
