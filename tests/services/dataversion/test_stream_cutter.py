@@ -31,7 +31,12 @@ from synapsenet.services.dataversion.chunking import (
     chunk_address,
     chunk_bytes,
 )
-from synapsenet.services.dataversion.stream_cutter import WINDOW_BYTES, CutGuide, StreamCutter
+from synapsenet.services.dataversion.stream_cutter import (
+    WINDOW_BYTES,
+    CutGuide,
+    StreamCutter,
+    _Window,
+)
 from tests.services.dataversion.csv_samples import (
     CsvRows,
     CsvSample,
@@ -586,3 +591,36 @@ def test_a_cut_left_early_stops_hashing_and_its_thread() -> None:
         if thread.name.startswith("file-hash"):
             thread.join(5)
             assert not thread.is_alive()
+
+
+@pytest.mark.parametrize("rows", [False, True])
+def test_chunks_kept_as_views_keep_their_bytes_while_later_windows_are_read(rows: bool) -> None:
+    # Windows are refilled once no view of them is left: views still held must not see
+    # a later window's bytes.
+    rng = random.Random(11)
+    data = b"".join(b"%d,%s\n" % (n, rng.randbytes(20).hex().encode()) for n in range(60_000))
+    cutter = StreamCutter(SMALL, rows=rows, window=2 * SMALL.max_size)
+    views = list(cutter.cut(io.BytesIO(data)))
+    assert b"".join(views) == data
+    expected = [bytes(c) for c in views]
+    # Half the views dropped as they come (their windows reused), half kept.
+    cutter = StreamCutter(SMALL, rows=rows, window=2 * SMALL.max_size)
+    kept = [(n, view) for n, view in enumerate(cutter.cut(io.BytesIO(data))) if n % 7 == 0]
+    assert all(bytes(view) == expected[n] for n, view in kept)
+
+
+def test_a_window_no_view_is_left_of_is_refilled() -> None:
+    data = random.Random(12).randbytes(40 * KiB)
+    window = _Window(io.BytesIO(data), 4 * KiB)
+    buffers = set()
+    while window.fill(1):
+        buffers.add(id(window.data))
+        window.pos = len(window.data)
+    assert len(buffers) <= 2  # the first window, and one refilled over and over
+    held = _Window(io.BytesIO(data), 4 * KiB)
+    views, buffers = [], set()
+    while held.fill(1):
+        buffers.add(id(held.data))
+        views.append(held.view[:10])
+        held.pos = len(held.data)
+    assert len(buffers) == 10  # every window still viewed: none refilled

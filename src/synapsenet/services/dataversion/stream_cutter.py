@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 from array import array
+from collections import deque
 from collections.abc import Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO, Final, NamedTuple, Protocol
@@ -64,6 +65,8 @@ class Hasher(Protocol):
 
 WINDOW_BYTES: Final = 1 * MiB
 """Bytes read from the stream at a time (plus the carried-over tail of the last window)."""
+_SPARE_WINDOWS: Final = 4
+"""Earlier windows kept to be refilled once no view of them is left."""
 
 
 class StreamCutter:
@@ -303,7 +306,13 @@ def _hashing(digest: Hasher | None) -> AbstractContextManager[SerialFeed[memoryv
 
 
 class _Window:
-    """The bytes of the stream being cut: a bytearray per window, never changed once read."""
+    """The bytes of the stream being cut: a bytearray per window.
+
+    A window's bytes never change while a view of them is out. Once none is left (every
+    chunk cut from it was handed on and dropped), its bytearray holds a later window:
+    a fresh 1 MiB bytearray costs the first touch of its pages, which was most of the
+    time the calling thread spent reading.
+    """
 
     def __init__(
         self, stream: BinaryIO, size: int, digest: SerialFeed[memoryview] | None = None
@@ -315,6 +324,7 @@ class _Window:
         self.view = memoryview(self.data)
         self.pos = 0
         self.eof = False
+        self._spares: deque[bytearray] = deque()  # earlier windows, oldest first
 
     def fill(self, reach: int) -> bool:
         """Have ``reach`` bytes past ``pos`` at hand if the stream has them; False at its end."""
@@ -324,7 +334,7 @@ class _Window:
 
     def _refill(self) -> None:
         tail = self.view[self.pos :]
-        data = bytearray(len(tail) + self.size)
+        data = self._buffer(len(tail) + self.size)
         data[: len(tail)] = tail
         filled = len(tail)
         view = memoryview(data)
@@ -340,7 +350,34 @@ class _Window:
         view = memoryview(data)
         if self.digest is not None:
             self.digest.put(view[len(tail) :])
+        if self.data:
+            self._spares.append(self.data)
+            if len(self._spares) > _SPARE_WINDOWS:
+                self._spares.popleft()
         self.data, self.view, self.pos = data, view, 0
+
+    def _buffer(self, size: int) -> bytearray:
+        """A bytearray of ``size`` bytes: an earlier window no view is left of, or a new one."""
+        for _ in range(len(self._spares)):
+            spare = self._spares.popleft()
+            if _unviewed(spare):
+                if len(spare) > size:
+                    del spare[size:]
+                else:
+                    spare.extend(bytes(size - len(spare)))
+                return spare
+            self._spares.append(spare)  # still viewed: ask again at the next read
+        return bytearray(size)
+
+
+def _unviewed(data: bytearray) -> bool:
+    """Whether no view of ``data`` is left: a bytearray with one cannot be resized."""
+    try:
+        data.append(0)
+    except BufferError:
+        return False
+    del data[-1]
+    return True
 
 
 def _read_into(stream: BinaryIO, view: memoryview) -> int:
