@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 # What the install builds: the package metadata and the two C extensions.
-BUILD_INPUTS := pyproject.toml setup.py $(wildcard src/synapsenet/services/dataversion/_csvscan*.[ch] src/synapsenet/services/dataversion/_blake3.c)
+BUILD_INPUTS := pyproject.toml setup.py $(wildcard src/synapsenet/services/dataversion/_csvscan*.[ch] src/synapsenet/services/dataversion/_cuts.c)
 
 .PHONY: run test lint typecheck services bench clean
 
@@ -47,4 +47,4 @@ bench: $(VENV)/.test-installed services
 	done
 
 clean:
-	rm -rf $(VENV) src/synapsenet/services/dataversion/_csvscan.*.so src/synapsenet/services/dataversion/_blake3.*.so .mypy_cache .ruff_cache .pytest_cache .hypothesis coverage.json .coverage
+	rm -rf $(VENV) src/synapsenet/services/dataversion/_csvscan.*.so src/synapsenet/services/dataversion/_cuts.*.so .mypy_cache .ruff_cache .pytest_cache .hypothesis coverage.json .coverage

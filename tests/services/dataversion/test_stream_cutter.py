@@ -15,7 +15,7 @@ import io
 import random
 import re
 import threading
-from typing import BinaryIO, cast
+from typing import Any, BinaryIO, cast
 
 import blake3
 import pytest
@@ -525,14 +525,14 @@ def test_a_guided_cut_follows_the_guide_and_searches_only_around_changes(
     parent_chunks, _ = cut(parent, ROWS, rows=True)
     expected, _ = cut(child, ROWS, rows=True)
     searches = 0
-    search = StreamCutter._end
+    search = StreamCutter._ends
 
-    def counted(self: StreamCutter, *args: object) -> int:
+    def counted(self: StreamCutter, window: Any, most: int, first: bool) -> list[int]:
         nonlocal searches
         searches += 1
-        return search(self, *args)  # type: ignore[arg-type]
+        return search(self, window, most, first)
 
-    monkeypatch.setattr(StreamCutter, "_end", counted)
+    monkeypatch.setattr(StreamCutter, "_ends", counted)
     chunks, _, aligned = guided(child, guide_of(parent_chunks), ROWS, rows=True)
     assert chunks == expected
     assert aligned

@@ -1,7 +1,9 @@
 """How bytes become addressed chunks: content-defined cut points and BLAKE3 addresses.
 
-Cut points come from FastCDC 2020 (the ``pyfastcdc`` Cython implementation, normalized
-chunking level 1, its default gear table). A cut depends only on the bytes just before it,
+Cut points come from FastCDC 2020 as the ``pyfastcdc`` package computes them (normalized
+chunking level 1, its default gear table): :func:`chunk_bytes` calls it, and the streaming
+cutter makes the same cuts in compiled code with its tables (:func:`fastcdc_args`; the
+oracle tests compare the two). A cut depends only on the bytes just before it,
 so inserting, deleting or appending bytes moves the cut points near the edit and leaves the
 others where they were: an edited or grown file shares all its other chunks with the old one.
 
@@ -26,6 +28,8 @@ from typing import BinaryIO, Final
 
 import blake3
 from pyfastcdc import FastCDC
+from pyfastcdc.py.constants import GEAR, GEAR_LS, MASKS
+from pyfastcdc.utils import logarithm2
 
 from synapsenet.errors import InvalidError
 
@@ -96,6 +100,25 @@ class ChunkingParams:
     def _chunker(self) -> FastCDC:
         # A FastCDC object holds only the parameters; each cut_* call has its own state.
         return FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size)
+
+
+def fastcdc_args(params: ChunkingParams) -> tuple[int, int, int, int, int, bytes, bytes]:
+    """What the compiled cutter needs to cut exactly where pyfastcdc does.
+
+    The sizes, the masks pyfastcdc derives from the average size (normalized chunking
+    level 1, its default) and its gear tables. The oracle tests compare the cuts.
+    """
+    bits = logarithm2(params.avg_size)
+    level = 1
+    return (
+        params.min_size,
+        params.avg_size,
+        params.max_size,
+        MASKS[bits + level],
+        MASKS[bits - level],
+        GEAR.tobytes(),
+        GEAR_LS.tobytes(),
+    )
 
 
 DEFAULT_CHUNKING: Final = ChunkingParams()

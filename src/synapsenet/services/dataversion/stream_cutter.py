@@ -32,12 +32,15 @@ from collections.abc import Generator, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import BinaryIO, Final, NamedTuple, Protocol
 
-from pyfastcdc import FastCDC
-
 from synapsenet.errors import InvalidError
-from synapsenet.services.dataversion._blake3 import follow
+from synapsenet.services.dataversion._cuts import cuts, follow
 from synapsenet.services.dataversion._parallel import SerialFeed
-from synapsenet.services.dataversion.chunking import ChunkingParams, MiB, chunk_address
+from synapsenet.services.dataversion.chunking import (
+    ChunkingParams,
+    MiB,
+    chunk_address,
+    fastcdc_args,
+)
 
 __all__ = ["CutGuide", "Hasher", "StreamCutter"]
 
@@ -119,6 +122,8 @@ class StreamCutter:
         self.quote = quote
         self.window = window
         self.rows_aligned = rows
+        self._fastcdc = fastcdc_args(params)
+        self._quote = quote[0] if rows else -1
 
     def cut(
         self, stream: BinaryIO, *, digest: Hasher | None = None
@@ -138,18 +143,17 @@ class StreamCutter:
             InvalidError: If ``stream`` is a text stream.
         """
         _require_binary(stream)
-        chunker = self._chunker()
         with _hashing(digest) as feed:
             window = _Window(stream, self.window, feed)
             first = True
             while window.fill(self._reach):
-                if not self.rows:
-                    yield from _cut_plain(chunker, window, window.view)
-                    continue
                 start = window.pos
-                window.pos = end = self._end(chunker, window, first)
+                ends = self._ends(window, -1, first)
                 first = False
-                yield window.view[start:end].toreadonly()
+                for end in ends:
+                    yield window.view[start:end].toreadonly()
+                    start = end
+                window.pos = start
 
     def cut_guided(
         self, stream: BinaryIO, guide: CutGuide, *, digest: Hasher | None = None
@@ -187,14 +191,12 @@ class StreamCutter:
             yield from self._cut_guided(_Window(stream, self.window, feed), guide)
 
     def _cut_guided(self, window: _Window, guide: CutGuide) -> Iterator[tuple[memoryview, str]]:
-        chunker = self._chunker()
         addresses, sizes = guide.addresses, guide.sizes
         # The guide as follow() reads it: as many chunks as all three fields describe.
         count = min(len(addresses), len(sizes), len(guide.firsts))
         packed_sizes = array("q", sizes[:count])
         digests = b"".join(map(bytes.fromhex, addresses[:count]))
         firsts = guide.firsts[:count]
-        quote = self.quote[0] if self.rows else -1
         where: dict[str, int] = {}
         for number in range(count - 1):  # the last chunk ended with its stream
             where.setdefault(addresses[number], number)
@@ -217,7 +219,7 @@ class StreamCutter:
                     digests,
                     self.params.min_size,
                     self._reach,
-                    quote,
+                    self._quote,
                 )
                 for matched in range(expect, number):
                     end = start + sizes[matched]
@@ -229,7 +231,8 @@ class StreamCutter:
                 if other is not None:
                     hashed = (sizes[number], other)
                 after, expect = expect + 1, -1
-            window.pos = end = self._end(chunker, window, first)
+            (end,) = self._ends(window, 1, first)
+            window.pos = end
             first = False
             chunk = window.view[start:end].toreadonly()
             if hashed is not None and hashed[0] == end - start:
@@ -240,39 +243,24 @@ class StreamCutter:
             expect, after = (after, -1) if found is None else (found + 1, -1)
             yield chunk, address
 
-    def _chunker(self) -> FastCDC:
-        return FastCDC(
-            self.params.avg_size, min_size=self.params.min_size, max_size=self.params.max_size
+    def _ends(self, window: _Window, most: int, first: bool) -> list[int]:
+        """Where the next ``most`` chunks (-1: all the window holds) end, from its position.
+
+        FastCDC's cut, moved with ``rows`` to the first row end at or after it: after the
+        first newline past the cut with an even number of quotes since the start of the
+        line the cut falls in, at most ``max_size`` past the cut, or at the stream's end;
+        where there is none, the cut stays and :attr:`rows_aligned` becomes False. Cut in
+        compiled code, with the GIL released.
+        """
+        ends, aligned = cuts(
+            window.data, window.pos, self._reach, window.eof, most, *self._fastcdc, self._quote
         )
-
-    def _end(self, chunker: FastCDC, window: _Window, first: bool) -> int:
-        """Where the chunk starting at the window's position ends."""
-        view, start = window.view, window.pos
-        cut = start + next(iter(chunker.cut_buf(view[start:]))).length
-        if not self.rows:
-            return cut
-        end = cut if cut == len(view) else self._row_end(window, start, cut)
-        if first and window.data.find(b"\n", 0, end) == -1 and end < len(view):
+        if not aligned:
+            self.rows_aligned = False
+        header_cut = first and self.rows and ends[0] < len(window.data)
+        if header_cut and window.data.find(b"\n", 0, ends[0]) == -1:
             self.rows_aligned = False  # the header row does not end in the first chunk
-        return end
-
-    def _row_end(self, window: _Window, start: int, cut: int) -> int:
-        """The first row end at or after ``cut``, or ``cut`` if none is near enough."""
-        data = window.data
-        limit = min(len(data), cut + self.params.max_size)
-        counted = data.rfind(b"\n", start, cut - 1) + 1 or start  # the cut line's start
-        quotes = 0
-        newline = data.find(b"\n", cut - 1, limit)
-        while newline != -1:
-            quotes += data.count(self.quote, counted, newline)
-            if quotes % 2 == 0:
-                return newline + 1
-            counted = newline
-            newline = data.find(b"\n", newline + 1, limit)
-        if limit == len(data) and window.eof:
-            return limit  # the last row has no line end
-        self.rows_aligned = False
-        return cut
+        return ends
 
 
 def _require_binary(stream: BinaryIO) -> None:
@@ -281,17 +269,6 @@ def _require_binary(stream: BinaryIO) -> None:
             "Chunking needs a binary stream, got a text stream; open the file in 'rb' mode.",
             field="stream",
         )
-
-
-def _cut_plain(chunker: FastCDC, window: _Window, view: memoryview) -> Iterator[memoryview]:
-    # Every chunk but the window's last one ends at a genuine cut point; the last one may
-    # be cut short by the window's end, unless the stream ends there too.
-    start = window.pos
-    pieces = list(chunker.cut_buf(view[start:]))
-    keep = pieces if window.eof else pieces[:-1]
-    for piece in keep:
-        yield piece.data.toreadonly()
-    window.pos = start + sum(piece.length for piece in keep)
 
 
 def _hashing(digest: Hasher | None) -> AbstractContextManager[SerialFeed[memoryview] | None]:

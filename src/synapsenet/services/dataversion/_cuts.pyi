@@ -1,4 +1,4 @@
-"""Types of the compiled BLAKE3 hashing and guided matching (``_blake3.c``)."""
+"""Types of the compiled BLAKE3 hashing and guided matching (``_cuts.c``)."""
 
 from array import array
 from collections.abc import Sequence
@@ -44,4 +44,31 @@ def follow(
 
     Raises:
         ValueError: If the guide's fields disagree in length or an argument is out of range.
+    """
+
+def cuts(
+    data: Buffer,
+    start: int,
+    reach: int,
+    eof: bool,
+    most: int,
+    min_size: int,
+    avg_size: int,
+    max_size: int,
+    mask_s: int,
+    mask_l: int,
+    gear: Buffer,
+    gear_ls: Buffer,
+    quote: int,
+    /,
+) -> tuple[list[int], bool]:
+    """Where the chunks from ``start`` end, and whether every cut moved to a row end.
+
+    FastCDC 2020 cuts as pyfastcdc makes them (``mask_s``/``mask_l`` and the 256-entry
+    ``gear``/``gear_ls`` tables are its own), each moved to a row end if ``quote`` >= 0,
+    while ``reach`` bytes are left after a chunk's start (or to the end if ``eof``); at
+    most ``most`` chunks, or all if negative.
+
+    Raises:
+        ValueError: If a gear table is not 256 uint64 or an argument is out of range.
     """

@@ -1,12 +1,17 @@
 /*
- * BLAKE3 chunk addresses computed without the GIL, and the guided cutter's matching loop.
+ * The compiled part of cutting a file into chunks: FastCDC cuts moved to row ends, the
+ * guided cutter's matching loop, and BLAKE3 chunk addresses, all without the GIL.
+ *
+ * cuts() finds where chunks end in a read window: the cut point of FastCDC 2020 as the
+ * pyfastcdc package computes it (the gear tables and masks are its own, passed in), moved
+ * forward to a row end for CSV files (see StreamCutter). One call cuts a whole window.
  *
  * follow() checks, chunk after chunk, that a new version of a file still holds the chunks
  * an earlier cut of it found (see StreamCutter.cut_guided): the byte checks, the BLAKE3 of
  * each candidate and the comparison with the recorded address, for a whole run of unchanged
- * chunks in one call with the GIL released. In Python, with the blake3 package, each chunk
- * cost a call that gave the GIL away and then waited to get it back from the threads that
- * compress and parse, ~10,000 times per 200 MB.
+ * chunks in one call. In Python, with the blake3 package, each chunk cost a call that gave
+ * the GIL away and then waited to get it back from the threads that compress and parse,
+ * ~10,000 times per 200 MB.
  *
  * The hash is BLAKE3 as its specification defines it (unkeyed, 32-byte output): 1 KiB
  * chunks of 64-byte blocks compressed with the chunk counter, chunk chaining values merged
@@ -14,7 +19,7 @@
  * chunks are compressed eight at a time in the lanes of a vector (GCC/Clang vector
  * extensions: SSE2 on any x86-64, AVX2 where the CPU has it with GCC on Linux); the last
  * chunk and the parents one at a time. addresses() exposes the hash for the oracle tests,
- * which compare it with the blake3 package.
+ * which compare it with the blake3 package, as they compare cuts() with pyfastcdc.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -427,7 +432,139 @@ done:
     return result;
 }
 
+/* FastCDC's parameters, as pyfastcdc derives them from the sizes. */
+typedef struct {
+    Py_ssize_t min_size, avg_size, max_size;
+    uint64_t mask_s, mask_l, mask_s_ls, mask_l_ls;
+    const uint64_t *gear, *gear_ls;
+} gear_t;
+
+/* FastCDC 2020's cut point in in[0:len]: the length of the chunk that starts there. */
+static Py_ssize_t gear_cut(const uint8_t *in, Py_ssize_t len, const gear_t *g) {
+    Py_ssize_t remaining = len, center = g->avg_size;
+    if (remaining <= g->min_size) return remaining;
+    if (remaining > g->max_size) {
+        remaining = g->max_size;
+    } else if (remaining < center) {
+        center = remaining;
+    }
+    uint64_t hash = 0;
+    Py_ssize_t pos = (g->min_size / 2) * 2, middle = (center / 2) * 2, end = (remaining / 2) * 2;
+    for (; pos < middle; pos += 2) {
+        hash = (hash << 2) + g->gear_ls[in[pos]];
+        if (!(hash & g->mask_s_ls)) return pos;
+        hash += g->gear[in[pos + 1]];
+        if (!(hash & g->mask_s)) return pos + 1;
+    }
+    for (; pos < end; pos += 2) {
+        hash = (hash << 2) + g->gear_ls[in[pos]];
+        if (!(hash & g->mask_l_ls)) return pos;
+        hash += g->gear[in[pos + 1]];
+        if (!(hash & g->mask_l)) return pos + 1;
+    }
+    return remaining;
+}
+
+static Py_ssize_t find_newline(const uint8_t *data, Py_ssize_t from, Py_ssize_t to) {
+    const uint8_t *found = from < to ? memchr(data + from, '\n', (size_t)(to - from)) : NULL;
+    return found == NULL ? -1 : found - data;
+}
+
+/*
+ * The first row end at or after `cut` (StreamCutter._row_end): after the first newline
+ * past the cut with an even number of quotes since the start of the line the cut falls
+ * in, at most max_size past the cut; the stream's end if it comes first; else the cut,
+ * clearing *aligned.
+ */
+static Py_ssize_t row_end(const uint8_t *data, Py_ssize_t len, Py_ssize_t start, Py_ssize_t cut,
+                          Py_ssize_t max_size, uint8_t quote, int eof, int *aligned) {
+    Py_ssize_t limit = cut + max_size < len ? cut + max_size : len;
+    Py_ssize_t counted = cut - 1;
+    while (counted > start && data[counted - 1] != '\n') counted--;
+    Py_ssize_t quotes = 0;
+    for (Py_ssize_t newline = find_newline(data, cut - 1, limit); newline != -1;
+         newline = find_newline(data, newline + 1, limit)) {
+        for (Py_ssize_t i = counted; i < newline; i++) quotes += data[i] == quote;
+        if (quotes % 2 == 0) return newline + 1;
+        counted = newline;
+    }
+    if (limit == len && eof) return limit;
+    *aligned = 0;
+    return cut;
+}
+
+static PyObject *cuts(PyObject *Py_UNUSED(module), PyObject *args) {
+    Py_buffer data, gear, gear_ls;
+    Py_ssize_t start, reach, most;
+    int eof, quote;
+    gear_t g;
+    unsigned long long mask_s, mask_l;
+    if (!PyArg_ParseTuple(args, "y*nnpnnnnKKy*y*i:cuts", &data, &start, &reach, &eof, &most,
+                          &g.min_size, &g.avg_size, &g.max_size, &mask_s, &mask_l, &gear,
+                          &gear_ls, &quote)) {
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Py_ssize_t *ends = NULL;
+    if (gear.len != 256 * 8 || gear_ls.len != 256 * 8) {
+        PyErr_Format(PyExc_ValueError, "cuts() needs gear tables of 256 uint64; got %zd and %zd bytes",
+                     gear.len, gear_ls.len);
+        goto done;
+    }
+    if (start < 0 || start > data.len || reach < 1 || g.min_size < 1 ||
+        g.min_size > g.avg_size || g.avg_size > g.max_size || quote > 255) {
+        PyErr_Format(PyExc_ValueError,
+                     "cuts() start %zd, reach %zd, sizes %zd/%zd/%zd or quote %d out of range",
+                     start, reach, g.min_size, g.avg_size, g.max_size, quote);
+        goto done;
+    }
+    g.mask_s = mask_s, g.mask_l = mask_l, g.mask_s_ls = mask_s << 1, g.mask_l_ls = mask_l << 1;
+    g.gear = gear.buf, g.gear_ls = gear_ls.buf;
+    Py_ssize_t room = (data.len - start) / g.min_size + 2;
+    if (most < 0 || most > room) most = room;
+    ends = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(most ? most : 1));
+    if (ends == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    const uint8_t *bytes = data.buf;
+    Py_ssize_t len = data.len, count = 0, pos = start;
+    int aligned = 1;
+    Py_BEGIN_ALLOW_THREADS
+    while (count < most && pos < len && (eof || len - pos >= reach)) {
+        Py_ssize_t end = pos + gear_cut(bytes + pos, len - pos, &g);
+        if (quote >= 0 && end != len) {
+            end = row_end(bytes, len, pos, end, g.max_size, (uint8_t)quote, eof, &aligned);
+        }
+        ends[count++] = pos = end;
+    }
+    Py_END_ALLOW_THREADS
+    PyObject *list = PyList_New(count);
+    if (list == NULL) goto done;
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *end = PyLong_FromSsize_t(ends[i]);
+        if (end == NULL) {
+            Py_DECREF(list);
+            goto done;
+        }
+        PyList_SET_ITEM(list, i, end);
+    }
+    result = Py_BuildValue("NO", list, aligned ? Py_True : Py_False);
+done:
+    PyMem_Free(ends);
+    PyBuffer_Release(&data);
+    PyBuffer_Release(&gear);
+    PyBuffer_Release(&gear_ls);
+    return result;
+}
+
 static PyMethodDef methods[] = {
+    {"cuts", cuts, METH_VARARGS,
+     "cuts(data, start, reach, eof, most, min_size, avg_size, max_size, mask_s, mask_l,\n"
+     "     gear, gear_ls, quote) -> tuple[list[int], bool]\n\n"
+     "Where the chunks from start end: FastCDC cuts, moved to row ends if quote >= 0, while\n"
+     "reach bytes are left after a chunk's start (to the end if eof), at most `most` chunks\n"
+     "(all if negative). Also whether every cut moved to a row end. The GIL is released."},
     {"addresses", addresses, METH_VARARGS,
      "addresses(data, start, sizes) -> list[str]\n\n"
      "The hex BLAKE3 digests of consecutive pieces of data: sizes[0] bytes from start, then\n"
@@ -445,8 +582,8 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "_blake3", "BLAKE3 addresses of chunks, and the guided matching loop.",
+    PyModuleDef_HEAD_INIT, "_cuts", "BLAKE3 addresses of chunks, and the guided matching loop.",
     -1, methods, NULL, NULL, NULL, NULL,
 };
 
-PyMODINIT_FUNC PyInit__blake3(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__cuts(void) { return PyModule_Create(&module); }

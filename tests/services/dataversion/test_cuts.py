@@ -1,8 +1,10 @@
-"""Oracle tests of the compiled BLAKE3 (``_blake3.c``) against the blake3 package.
+"""Oracle tests of the compiled cutting (``_cuts.c``): BLAKE3 against the blake3 package,
+FastCDC cuts against pyfastcdc.
 
-Chunk addresses are a storage contract: the compiled hash must give the digest of the
-blake3 package (the official Rust implementation) for every input, or guided cuts would
-stop matching their guides (and addresses would change). The inputs cover the shapes the
+Chunk addresses and cut points are storage contracts: the compiled hash must give the
+digest of the blake3 package (the official Rust implementation) for every input, or guided
+cuts would stop matching their guides, and the compiled cuts must be pyfastcdc's, or new
+versions would stop sharing chunks with the versions stored before. The inputs cover the shapes the
 tree hashing and the eight-lane path depend on: lengths around block (64 B) and chunk
 (1 KiB) boundaries, counts of full chunks around multiples of eight, and deep trees.
 """
@@ -11,13 +13,16 @@ from __future__ import annotations
 
 import random
 from array import array
+from itertools import accumulate
+from typing import Any
 
 import blake3
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synapsenet.services.dataversion._blake3 import addresses, follow
+from synapsenet.services.dataversion._cuts import addresses, cuts, follow
+from synapsenet.services.dataversion.chunking import ChunkingParams, chunk_bytes, fastcdc_args
 
 BOUNDARY_LENGTHS = sorted(
     {0, 1, 63, 64, 65, 127, 128, 1023, 1024, 1025}
@@ -194,3 +199,83 @@ def test_follow_refuses_a_guide_whose_fields_disagree(
     start, number, sizes, firsts, digests = args
     with pytest.raises(ValueError, match=message):
         follow(b"x" * 100, start, number, sizes, firsts, digests, MIN, REACH, -1)
+
+
+# --- cuts ---------------------------------------------------------------------------------
+
+
+@st.composite
+def chunking_params(draw: st.DrawFn) -> ChunkingParams:
+    min_size = draw(st.integers(64, 4096))
+    avg_size = draw(st.integers(max(256, min_size), 16_384))
+    max_size = draw(st.integers(max(1024, avg_size), 65_536))
+    return ChunkingParams(min_size, avg_size, max_size)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.binary(max_size=200_000), params=chunking_params(), seed=st.integers(0, 2**32))
+def test_cuts_are_the_cuts_of_pyfastcdc(data: bytes, params: ChunkingParams, seed: int) -> None:
+    # Random bytes are mostly low-entropy from hypothesis; mix in random ones.
+    data += random.Random(seed).randbytes(seed % 150_000)
+    expected = list(accumulate(len(c) for c in chunk_bytes(data, params)))
+    ends, aligned = cuts(data, 0, params.max_size + 1, True, -1, *fastcdc_args(params), -1)
+    assert ends == expected
+    assert aligned
+
+
+def test_cuts_stop_where_the_reach_runs_out_unless_at_the_end() -> None:
+    params = ChunkingParams(1024, 4096, 16_384)
+    data = random.Random(5).randbytes(300_000)
+    every = list(accumulate(len(c) for c in chunk_bytes(data, params)))
+    reach = params.max_size + 1
+    ends, _ = cuts(data, 0, reach, False, -1, *fastcdc_args(params), -1)
+    assert ends == [end for n, end in enumerate(every) if len(data) - ([0, *every][n]) >= reach]
+    assert cuts(data, every[2], reach, False, 2, *fastcdc_args(params), -1)[0] == every[3:5]
+    assert cuts(data, len(data), reach, True, -1, *fastcdc_args(params), -1) == ([], True)
+
+
+def test_cuts_at_rows_end_after_a_line_end_outside_quotes() -> None:
+    params = ChunkingParams(64, 256, 1024)
+    rows = b"".join(b'%d,"x,y",%s\n' % (n, b"z" * (n % 37)) for n in range(3000))
+    ends, aligned = cuts(rows, 0, 2 * params.max_size + 1, True, -1, *fastcdc_args(params), 34)
+    assert aligned
+    assert ends[-1] == len(rows)
+    for end in ends:
+        # Each chunk ends after a whole row: the next starts with a row number.
+        assert rows[end - 1 : end] == b"\n"
+        assert end == len(rows) or rows[end : end + 1].isdigit()
+    one_long_row = b"a" * 5000 + b"\n"
+    ends, aligned = cuts(one_long_row * 3, 0, 2049, False, -1, *fastcdc_args(params), 34)
+    assert not aligned  # no line end within max_size of a cut: the cut stays
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"gear": b"\0" * 8}, "gear tables of 256 uint64"),
+        ({"start": -1}, "start -1"),
+        ({"reach": 0}, "reach 0"),
+        ({"sizes": (300, 200, 1024)}, "sizes 300/200/1024"),
+        ({"quote": 256}, "quote 256"),
+    ],
+)
+def test_cuts_refuses_arguments_out_of_range(change: dict[str, Any], message: str) -> None:
+    args = fastcdc_args(ChunkingParams(64, 256, 1024))
+    sizes = change.get("sizes", args[:3])
+    gear = change.get("gear", args[5])
+    with pytest.raises(ValueError, match=message):
+        cuts(
+            b"x" * 5000,
+            change.get("start", 0),
+            change.get("reach", 1025),
+            True,
+            -1,
+            sizes[0],
+            sizes[1],
+            sizes[2],
+            args[3],
+            args[4],
+            gear,
+            args[6],
+            change.get("quote", -1),
+        )
