@@ -47,7 +47,7 @@ from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import NotFoundError
 from synapsenet.services.dataversion._arrow_numpy import array_of
 from synapsenet.services.dataversion._stats import DatasetStats
-from synapsenet.services.dataversion.chunking import MiB
+from synapsenet.services.dataversion.chunking import DIGEST_HEX_LENGTH, MiB
 from synapsenet.services.dataversion.csv_scan import scan_segment_stats
 from synapsenet.services.dataversion.entries import FileEntry
 from synapsenet.services.dataversion.segment_stats import (
@@ -254,7 +254,9 @@ class CsvChunkStats:
         ).hexdigest()[:32]
         self._known: list[pa.Table] = []
         self._known_rows = 0
-        self._index: dict[tuple[bytes, bool], int] = {}
+        # Rows of the known statistics by chunk address: of first chunks (which hold a
+        # header row), and of the others.
+        self._index: tuple[dict[str, int], dict[str, int]] = ({}, {})
 
     def key(self, file_hash: str) -> str:
         """The object key of the per-chunk statistics of the file with ``file_hash``."""
@@ -270,10 +272,16 @@ class CsvChunkStats:
             table = self._load(file_hash)
             if table is None:
                 continue
-            addresses: list[Any] = table[_ADDRESS].to_pylist()
+            digests = table[_ADDRESS].combine_chunks()
+            width = DIGEST_HEX_LENGTH // 2
+            start = digests.offset * width
+            data = digests.buffers()[1]
+            raw = b"" if data is None else data.to_pybytes()
+            text = raw[start : start + width * len(digests)].hex()
             firsts: list[Any] = table[_FIRST].to_pylist()
-            for row, key in enumerate(zip(addresses, firsts, strict=True)):
-                self._index.setdefault(key, self._known_rows + row)
+            for row, first in enumerate(firsts):
+                address = text[row * DIGEST_HEX_LENGTH : (row + 1) * DIGEST_HEX_LENGTH]
+                self._index[first].setdefault(address, self._known_rows + row)
             self._known.append(table.select(self.layout.names))
             self._known_rows += table.num_rows
 
@@ -507,7 +515,7 @@ class CsvFileStats:
 
     def add(self, position: int, address: str, data: bytes | memoryview) -> None:
         """Note the chunk at ``position`` (0 for the first) of the file, in order."""
-        row = self.owner._index.get((bytes.fromhex(address), position == 0))
+        row = self.owner._index[position == 0].get(address)
         if row is not None:
             self._picks.append(row)
             return
