@@ -85,9 +85,10 @@ _R = TypeVar("_R")
 # small enough that the 2 * workers batches in flight hold only a few MiB.
 _BATCH_BYTES: Final = 256 * KiB
 _SPAN_BYTES: Final = 512 * KiB
-# Batches in flight per compressing thread. New chunks come in bursts (an edited stretch of
-# a file, then unchanged ones): with only two, the cutting waits on the compression of a
-# burst while the threads sit idle during the unchanged stretch that follows.
+# Batches in flight to the compressing threads, at least two per thread. New chunks come
+# in bursts (an edited stretch of a file, then unchanged ones): with only two, the cutting
+# waits on the compression of a burst while the threads sit idle during the unchanged
+# stretch that follows.
 _AHEAD: Final = 8
 Opener = Callable[[], AbstractContextManager[BinaryIO]]
 """Opens one file's bytes for a write; called when the write reaches that file."""
@@ -453,8 +454,8 @@ class ChunkStore:
 
         The calling thread reads, cuts and hashes each file (into views of its read
         buffers, no copies; the whole-file hash runs on a thread of its own); only chunks
-        that no fresh pack of this store holds are compressed, by ``workers`` threads, at
-        most eight 256 KiB batches per thread in flight, and written. New chunks stream
+        that no fresh pack of this store holds are compressed, by ``workers`` threads, with
+        eight 256 KiB batches in flight (at least two per thread), and written. New chunks stream
         into packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
         few hundred bytes per chunk (its reference and index entry, kept until the
         write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
@@ -560,7 +561,8 @@ class ChunkStore:
                 else:
                     cut = cutter.cut_guided(stream, guide, digest=hasher)
                 batches = described(path, cut, refs, firsts)
-                for records, sizes in bounded_map(encode, batches, workers, ahead=_AHEAD):
+                ahead = max(2, _AHEAD // max(1, workers))
+                for records, sizes in bounded_map(encode, batches, workers, ahead=ahead):
                     yield from records
                     if progress is not None:
                         for size in sizes:
@@ -575,28 +577,32 @@ class ChunkStore:
         """Group a file's chunks into reads: adjacent records of a pack, up to ~1 MiB each."""
         if any(self.packs.locate(ref.address) is None for ref in entry.chunks):
             self.packs.refresh()  # packed since the catalog was loaded, or loose
-        span: _Span | None = None
+        # The span being gathered, field by field (a _Span is built once it is complete).
+        pack_id: str | None = None
+        offset = length = 0
+        chunks: list[tuple[int, Location | None]] | None = None
+        locate = self.packs.locate
         for index, ref in enumerate(entry.chunks):
-            location = self.packs.locate(ref.address)
+            location = locate(ref.address)
             if (
-                span is not None
+                chunks is not None
                 and location is not None
-                and location.pack_id == span.pack_id
-                and location.offset == span.offset + span.length
-                and span.length < _SPAN_BYTES
+                and location.pack_id == pack_id
+                and location.offset == offset + length
+                and length < _SPAN_BYTES
             ):
-                span.chunks.append((index, location))
-                span = span._replace(length=span.length + location.length)
+                chunks.append((index, location))
+                length += location.length
                 continue
-            if span is not None:
-                yield span
+            if chunks is not None:
+                yield _Span(pack_id, offset, length, chunks)
             if location is None:
-                span = _Span(None, 0, 0, [(index, None)])
+                pack_id, offset, length, chunks = None, 0, 0, [(index, None)]
             else:
-                span = _Span(location.pack_id, location.offset, location.length, [])
-                span.chunks.append((index, location))
-        if span is not None:
-            yield span
+                pack_id, offset, length = location.pack_id, location.offset, location.length
+                chunks = [(index, location)]
+        if chunks is not None:
+            yield _Span(pack_id, offset, length, chunks)
 
     def _read_span(self, entry: FileEntry, span: _Span) -> list[bytes | str]:
         """The chunks of a span, or for each chunk that cannot be read, why (fsck wording)."""
@@ -629,17 +635,16 @@ class ChunkStore:
     @staticmethod
     def _checked(entry: FileEntry, index: int, read: Callable[[], bytes]) -> bytes | str:
         ref = entry.chunks[index]
-        where = f"its chunk {index + 1} of {len(entry.chunks)} ({ref.address})"
         try:
             data = read()
         except NotFoundError:
-            return f"{where} is missing"
+            return f"{_where(entry, index)} is missing"
         except CorruptDataError as exc:
-            return f"{where} is corrupt: {exc.problem}"
-        if len(data) != ref.size:
-            # Only a hash collision or a wrong manifest gets here: the address matched.
-            return f"{where} is {len(data)} bytes, not {ref.size}"
-        return data
+            return f"{_where(entry, index)} is corrupt: {exc.problem}"
+        if len(data) == ref.size:
+            return data
+        # Only a hash collision or a wrong manifest gets here: the address matched.
+        return f"{_where(entry, index)} is {len(data)} bytes, not {ref.size}"
 
     def _outcomes(self, entry: FileEntry) -> Generator[bytes | str, None, None]:
         spans = bounded_map(lambda s: self._read_span(entry, s), self._plan(entry), self.threads)
@@ -731,6 +736,11 @@ class ChunkStore:
         See :func:`.sweep.sweep` and the garbage collection protocol there.
         """
         return sweep(self, referenced, older_than=older_than, dry_run=dry_run)
+
+
+def _where(entry: FileEntry, index: int) -> str:
+    """Chunk ``index`` of ``entry``, as problems with it name it."""
+    return f"its chunk {index + 1} of {len(entry.chunks)} ({entry.chunks[index].address})"
 
 
 def _opener(local: Path) -> Opener:
