@@ -455,10 +455,10 @@ class ChunkStore:
         The calling thread reads, cuts and hashes each file (into views of its read
         buffers, no copies; the whole-file hash runs on a thread of its own); only chunks
         that no fresh pack of this store holds are compressed, by ``workers`` threads, with
-        eight 256 KiB batches in flight (at least two per thread), and written. New chunks stream
-        into packs of about ``pack_size`` bytes. Memory is a few MiB of data in flight plus a
-        few hundred bytes per chunk (its reference and index entry, kept until the
-        write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
+        eight 256 KiB batches in flight (at least two per thread), and written. New chunks
+        stream into packs of about ``pack_size`` bytes. Memory is a few MiB of data in
+        flight plus a few hundred bytes per chunk (its reference and index entry, kept
+        until the write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
 
         Args:
             files: ``(path in the version, opener)`` pairs; each path is checked before
