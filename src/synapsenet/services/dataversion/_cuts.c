@@ -57,19 +57,35 @@ static inline uint32_t load32(const uint8_t *p) {
            ((uint32_t)p[3] << 24);
 }
 
-static inline uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+/* A right rotation of 32-bit words, or of each lane of a vector of them. */
+#define ROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
 
-#define G(a, b, c, d, x, y)                                                                    \
+/* BLAKE3's mixing function on words or vectors of words. */
+#define MIX(a, b, c, d, x, y)                                                                  \
     do {                                                                                       \
         a = a + b + (x);                                                                       \
-        d = rotr(d ^ a, 16);                                                                   \
+        d = ROTR(d ^ a, 16);                                                                   \
         c = c + d;                                                                             \
-        b = rotr(b ^ c, 12);                                                                   \
+        b = ROTR(b ^ c, 12);                                                                   \
         a = a + b + (y);                                                                       \
-        d = rotr(d ^ a, 8);                                                                    \
+        d = ROTR(d ^ a, 8);                                                                    \
         c = c + d;                                                                             \
-        b = rotr(b ^ c, 7);                                                                    \
+        b = ROTR(b ^ c, 7);                                                                    \
     } while (0)
+
+/* The seven rounds over the state v0..v15 and the message m: columns, then diagonals. */
+#define ROUNDS()                                                                               \
+    for (int r = 0; r < 7; r++) {                                                              \
+        const uint8_t *s = SCHEDULE[r];                                                        \
+        MIX(v0, v4, v8, v12, m[s[0]], m[s[1]]);                                                \
+        MIX(v1, v5, v9, v13, m[s[2]], m[s[3]]);                                                \
+        MIX(v2, v6, v10, v14, m[s[4]], m[s[5]]);                                               \
+        MIX(v3, v7, v11, v15, m[s[6]], m[s[7]]);                                               \
+        MIX(v0, v5, v10, v15, m[s[8]], m[s[9]]);                                               \
+        MIX(v1, v6, v11, v12, m[s[10]], m[s[11]]);                                             \
+        MIX(v2, v7, v8, v13, m[s[12]], m[s[13]]);                                              \
+        MIX(v3, v4, v9, v14, m[s[14]], m[s[15]]);                                              \
+    }
 
 /* One compression; cv becomes the first eight words of its output. */
 static void compress(uint32_t cv[8], const uint8_t block[BLOCK_LEN], uint32_t block_len,
@@ -80,17 +96,7 @@ static void compress(uint32_t cv[8], const uint8_t block[BLOCK_LEN], uint32_t bl
              v6 = cv[6], v7 = cv[7], v8 = IV[0], v9 = IV[1], v10 = IV[2], v11 = IV[3],
              v12 = (uint32_t)counter, v13 = (uint32_t)(counter >> 32), v14 = block_len,
              v15 = flags;
-    for (int r = 0; r < 7; r++) {
-        const uint8_t *s = SCHEDULE[r];
-        G(v0, v4, v8, v12, m[s[0]], m[s[1]]);
-        G(v1, v5, v9, v13, m[s[2]], m[s[3]]);
-        G(v2, v6, v10, v14, m[s[4]], m[s[5]]);
-        G(v3, v7, v11, v15, m[s[6]], m[s[7]]);
-        G(v0, v5, v10, v15, m[s[8]], m[s[9]]);
-        G(v1, v6, v11, v12, m[s[10]], m[s[11]]);
-        G(v2, v7, v8, v13, m[s[12]], m[s[13]]);
-        G(v3, v4, v9, v14, m[s[14]], m[s[15]]);
-    }
+    ROUNDS();
     cv[0] = v0 ^ v8, cv[1] = v1 ^ v9, cv[2] = v2 ^ v10, cv[3] = v3 ^ v11;
     cv[4] = v4 ^ v12, cv[5] = v5 ^ v13, cv[6] = v6 ^ v14, cv[7] = v7 ^ v15;
 }
@@ -111,19 +117,6 @@ static void chunk_cv(const uint8_t *in, size_t len, uint64_t counter, uint32_t r
 
 #if defined(__GNUC__) || defined(__clang__)
 typedef uint32_t lanes_t __attribute__((vector_size(4 * LANES)));
-
-#define VROTR(x, n) (((x) >> (n)) | ((x) << (32 - (n))))
-#define VG(a, b, c, d, x, y)                                                                   \
-    do {                                                                                       \
-        a = a + b + (x);                                                                       \
-        d = VROTR(d ^ a, 16);                                                                  \
-        c = c + d;                                                                             \
-        b = VROTR(b ^ c, 12);                                                                  \
-        a = a + b + (y);                                                                       \
-        d = VROTR(d ^ a, 8);                                                                   \
-        c = c + d;                                                                             \
-        b = VROTR(b ^ c, 7);                                                                   \
-    } while (0)
 
 /*
  * r[w][lane] = word w of the 32 bytes at in + lane * CHUNK_LEN: eight rows read whole and
@@ -194,17 +187,7 @@ DISPATCH static void chunks_cv8(const uint8_t *in, uint64_t counter, uint32_t ou
             v8[lane] = IV[0], v9[lane] = IV[1], v10[lane] = IV[2], v11[lane] = IV[3];
             v14[lane] = BLOCK_LEN, v15[lane] = flags;
         }
-        for (int r = 0; r < 7; r++) {
-            const uint8_t *s = SCHEDULE[r];
-            VG(v0, v4, v8, v12, m[s[0]], m[s[1]]);
-            VG(v1, v5, v9, v13, m[s[2]], m[s[3]]);
-            VG(v2, v6, v10, v14, m[s[4]], m[s[5]]);
-            VG(v3, v7, v11, v15, m[s[6]], m[s[7]]);
-            VG(v0, v5, v10, v15, m[s[8]], m[s[9]]);
-            VG(v1, v6, v11, v12, m[s[10]], m[s[11]]);
-            VG(v2, v7, v8, v13, m[s[12]], m[s[13]]);
-            VG(v3, v4, v9, v14, m[s[14]], m[s[15]]);
-        }
+        ROUNDS();
         h[0] = v0 ^ v8, h[1] = v1 ^ v9, h[2] = v2 ^ v10, h[3] = v3 ^ v11;
         h[4] = v4 ^ v12, h[5] = v5 ^ v13, h[6] = v6 ^ v14, h[7] = v7 ^ v15;
     }
