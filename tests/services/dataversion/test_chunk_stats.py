@@ -106,7 +106,7 @@ class RecordingExecutor(ThreadPoolExecutor):
     def submit(self, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs) -> Future[_T]:
         if args and isinstance(args[0], _Batch):
             batch = args[0]
-            data = bytes(batch.data)
+            data = bytes(batch.data())
             starts = [0, *batch.ends[:-1]]
             for i, (start, end) in enumerate(zip(starts, batch.ends, strict=True)):
                 # Only a batch's first piece can be the file's first chunk.

@@ -371,16 +371,15 @@ class CsvChunkStats:
             _release_unused()
 
     def _parse_rows(self, batch: _Batch) -> pa.Table:
-        with batch.view() as view:
-            scanned = self._scan(batch, view)
+        # The file's first chunk holds its header row, which is no data.
+        header = _header_end(batch.buffer, batch.size) if batch.first else 0
+        ends = np.asarray(batch.ends, dtype=np.int64) - header
+        with batch.view(header) as view:
+            scanned = self._scan(view, ends)
         batch.parsed = True  # no view of its buffer is left: the buffer may be refilled
         if scanned is not None:
             return scanned
-        data: bytes | bytearray = batch.data
-        ends = np.asarray(batch.ends, dtype=np.int64)
-        if batch.first:
-            header = _header_end(data)
-            data, ends = data[header:], ends - header
+        data = batch.data(header)
         # Mostly every line is a row: counting line ends is then enough, and the parse
         # confirms it. Otherwise (or if the parse fails) the quotes are followed.
         counts = line_counts(data, ends)
@@ -407,16 +406,12 @@ class CsvChunkStats:
             raise _NotRowsError(f"{table.num_rows} rows parsed, {int(counts.sum())} counted")
         return segment_stats(table, counts)
 
-    def _scan(self, batch: _Batch, view: memoryview) -> pa.Table | None:
-        """The compiled scanner's statistics of the batch, read in place, or None.
+    def _scan(self, view: memoryview, ends: np.ndarray) -> pa.Table | None:
+        """The compiled scanner's statistics of a batch's rows, read in place, or None.
 
         Raises:
             _NotRowsError: If a chunk does not end at a row end.
         """
-        ends = np.asarray(batch.ends, dtype=np.int64)
-        if batch.first:  # the file's first chunk: its header row is no data
-            header = _header_end(batch.data)
-            view, ends = view[header:], ends - header
         starts = np.concatenate([[0], ends[:-1]])
         inner = (ends > starts)[:-1]  # non-empty pieces before the last one
         if len(view) and (np.frombuffer(view, np.uint8)[ends[:-1][inner] - 1] != _NEWLINE).any():
@@ -458,13 +453,17 @@ class _Batch:
         self.parsed = False  # parsed, and no view of the buffer is left
 
     @property
-    def data(self) -> bytearray:
-        """A copy of the chunks' bytes, which the buffer's next batch leaves unchanged."""
-        return self._buffer[: self.size]
+    def buffer(self) -> bytearray:
+        """The buffer: the chunks' bytes in its first :attr:`size` bytes."""
+        return self._buffer
 
-    def view(self) -> memoryview:
-        """The chunks' bytes, in place; release the view before the buffer is refilled."""
-        return memoryview(self._buffer)[: self.size]
+    def data(self, start: int = 0) -> bytearray:
+        """A copy of the chunks' bytes from ``start``, which the buffer's next batch leaves."""
+        return self._buffer[start : self.size]
+
+    def view(self, start: int = 0) -> memoryview:
+        """The chunks' bytes from ``start``, in place; release it before the buffer is refilled."""
+        return memoryview(self._buffer)[start : self.size]
 
     def spare(self) -> bytearray | None:
         """The buffer, for a later batch, once this batch is parsed; None before that."""
@@ -479,9 +478,9 @@ class _Batch:
         self.ends.append(end)
 
 
-def _header_end(data: bytes | bytearray) -> int:
-    """Where the first row (the header) of row-aligned bytes ends, after its line end."""
-    newline = data.find(b"\n")
+def _header_end(data: bytes | bytearray, size: int) -> int:
+    """Where the header row of the row-aligned ``data[:size]`` ends, after its line end."""
+    newline = data.find(b"\n", 0, size)
     quotes = 0
     start = 0
     while newline != -1:
@@ -489,7 +488,7 @@ def _header_end(data: bytes | bytearray) -> int:
         if quotes % 2 == 0:
             return newline + 1
         start = newline
-        newline = data.find(b"\n", newline + 1)
+        newline = data.find(b"\n", newline + 1, size)
     raise _NotRowsError("the header row does not end in the first chunk")
 
 
