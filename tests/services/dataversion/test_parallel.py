@@ -54,14 +54,20 @@ def test_serial_feed_calls_in_order_and_is_done_when_the_block_ends() -> None:
     assert seen == list(range(30))
 
 
+class Held:
+    """An ``fn`` that notes each item once ``release`` is set (or after 5 s)."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.seen: list[int] = []
+
+    def __call__(self, n: int) -> None:
+        self.release.wait(5)
+        self.seen.append(n)
+
+
 def test_serial_feed_put_waits_while_depth_items_wait() -> None:
-    release = threading.Event()
-    seen: list[int] = []
-
-    def held(n: int) -> None:
-        release.wait(5)
-        seen.append(n)
-
+    held = Held()
     feed = SerialFeed(held, depth=2)
     third_put = threading.Event()
 
@@ -75,10 +81,10 @@ def test_serial_feed_put_waits_while_depth_items_wait() -> None:
     thread = threading.Thread(target=producer)
     thread.start()
     assert not third_put.wait(0.2)
-    release.set()
+    held.release.set()
     thread.join(5)
     assert third_put.is_set()
-    assert seen == [1, 2, 3]
+    assert held.seen == [1, 2, 3]
 
 
 def test_serial_feed_raises_what_fn_raised_at_the_next_put_or_at_the_end() -> None:
@@ -95,21 +101,15 @@ def test_serial_feed_raises_what_fn_raised_at_the_next_put_or_at_the_end() -> No
 
 
 def test_serial_feed_left_by_an_exception_drops_waiting_items_without_waiting() -> None:
-    release = threading.Event()
-    seen: list[int] = []
-
-    def held(n: int) -> None:
-        release.wait(5)
-        seen.append(n)
-
+    held = Held()
     start = time.monotonic()
     with pytest.raises(RuntimeError, match="stop"), SerialFeed(held, depth=10) as feed:
         for n in range(5):
             feed.put(n)
         raise RuntimeError("stop")
     assert time.monotonic() - start < 2  # the held first item was not waited for
-    release.set()
+    held.release.set()
     for thread in threading.enumerate():
         if thread.name.startswith("feed"):
             thread.join(5)
-    assert seen == [0]  # the item running when the block was left, and no other
+    assert held.seen == [0]  # the item running when the block was left, and no other

@@ -49,6 +49,8 @@ _SIZE_BOUNDS: Final = {
     "avg_size": (256, 4 * MiB),
     "max_size": (KiB, 16 * MiB),
 }
+_NORMALIZATION: Final = 1
+"""FastCDC's normalized chunking level (pyfastcdc's default): a store's cuts depend on it."""
 MAX_CHUNK_SIZE: Final = _SIZE_BOUNDS["max_size"][1]
 """No chunking parameters produce a chunk larger than this (16 MiB)."""
 
@@ -99,23 +101,28 @@ class ChunkingParams:
 
     def _chunker(self) -> FastCDC:
         # A FastCDC object holds only the parameters; each cut_* call has its own state.
-        return FastCDC(self.avg_size, min_size=self.min_size, max_size=self.max_size)
+        return FastCDC(
+            self.avg_size,
+            min_size=self.min_size,
+            max_size=self.max_size,
+            normalized_chunking=_NORMALIZATION,
+        )
 
 
 def fastcdc_args(params: ChunkingParams) -> tuple[int, int, int, int, int, bytes, bytes]:
     """What the compiled cutter needs to cut exactly where pyfastcdc does.
 
-    The sizes, the masks pyfastcdc derives from the average size (normalized chunking
-    level 1, its default) and its gear tables. The oracle tests compare the cuts.
+    The sizes, the masks pyfastcdc derives from the average size at the normalized
+    chunking level of :meth:`ChunkingParams._chunker`, and its gear tables. The oracle
+    tests compare the cuts.
     """
     bits = logarithm2(params.avg_size)
-    level = 1
     return (
         params.min_size,
         params.avg_size,
         params.max_size,
-        MASKS[bits + level],
-        MASKS[bits - level],
+        MASKS[bits + _NORMALIZATION],
+        MASKS[bits - _NORMALIZATION],
         GEAR.tobytes(),
         GEAR_LS.tobytes(),
     )

@@ -82,7 +82,7 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 # Work goes to threads in batches of chunks of about this many bytes, and reads take this
 # much of a pack at a time (twice it): large enough that the per-task overhead vanishes,
-# small enough that the 2 * workers batches in flight hold only a few MiB.
+# small enough that the batches in flight (see _AHEAD) hold only a few MiB.
 _BATCH_BYTES: Final = 256 * KiB
 _SPAN_BYTES: Final = 512 * KiB
 # Batches in flight to the compressing threads, at least two per thread. New chunks come
@@ -548,6 +548,7 @@ class ChunkStore:
                         fresh.append((raw, ref))
                 yield _CutBatch(fresh, [len(raw) for raw, _ in batch])
 
+        ahead = max(2, _AHEAD // max(1, workers))
         for path, opener in files:
             validate_path(path)
             hasher = blake3.blake3()
@@ -561,7 +562,6 @@ class ChunkStore:
                 else:
                     cut = cutter.cut_guided(stream, guide, digest=hasher)
                 batches = described(path, cut, refs, firsts)
-                ahead = max(2, _AHEAD // max(1, workers))
                 for records, sizes in bounded_map(encode, batches, workers, ahead=ahead):
                     yield from records
                     if progress is not None:
