@@ -319,19 +319,29 @@ def verify(ref: RefArgument, url: UrlOption = DEFAULT_URL, api_key: ApiKeyOption
 def gc(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     grace: Annotated[
-        float, typer.Option(min=0, help="Keep unreferenced chunks younger than this (seconds).")
+        float,
+        typer.Option(
+            min=0,
+            help="Delete unreferenced chunks condemned by a run this long ago (seconds); "
+            "condemn the others.",
+        ),
     ] = 3600.0,
     url: UrlOption = DEFAULT_URL,
     api_key: ApiKeyOption = None,
 ) -> None:
-    """Delete chunks no version references."""
+    """Delete chunks no version references.
+
+    A run condemns the unreferenced chunks it finds, and a run at least the grace period
+    later deletes those still unreferenced: commits in flight keep what they reuse.
+    """
     with connect(DataVersionClient, url, api_key, timeout=60.0) as client:
         report = client.gc(grace_seconds=grace, dry_run=dry_run)
     verb = "Would delete" if report.dry_run else "Deleted"
     new_console().print(
         f"{verb} {report.deleted} chunk(s), {views.size(report.bytes_freed)}, and "
         f"{report.stats_deleted} stale statistics object(s); kept "
-        f"{report.kept_referenced} referenced and {report.kept_recent} recent."
+        f"{report.kept_referenced} referenced and {report.kept_recent} condemned (a gc "
+        "after the grace period deletes those still unreferenced)."
     )
 
 

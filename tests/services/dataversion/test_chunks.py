@@ -10,7 +10,7 @@ import io
 import os
 import threading
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -41,6 +41,7 @@ from synapsenet.services.dataversion.chunks import (
     WrittenFile,
     validate_path,
 )
+from synapsenet.services.dataversion.condemned import CONDEMNED_KEY
 from synapsenet.services.dataversion.packs import pack_key
 from tests.services.dataversion.test_chunking import (
     EMPTY_BLAKE3,
@@ -53,6 +54,7 @@ from tests.services.dataversion.test_chunking import (
 MEDIUM = ChunkingParams(min_size=1024, avg_size=4096, max_size=16_384)
 TEXT = b"".join(b"%d,user_%d,%d.5\n" % (i, i % 97, i * 3) for i in range(20_000))
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -217,8 +219,6 @@ def test_corrupt_data_errors_map_to_a_500_problem_naming_the_object() -> None:
         ({"level": True}, "level"),
         ({"workers": 0}, "workers"),
         ({"workers": 65}, "workers"),
-        ({"freshen_after": timedelta(seconds=-1)}, "freshen_after"),
-        ({"freshen_after": 3600}, "freshen_after"),
     ],
 )
 def test_chunk_store_parameters_are_validated(
@@ -254,20 +254,21 @@ def test_put_skips_the_upload_of_a_chunk_already_stored(object_store: ObjectStor
     chunks = ChunkStore(recording)
     assert chunks.put(b"same bytes") == chunks.put(bytearray(b"same bytes"))
     assert len(recording.puts) == 1
-    never_freshen = ChunkStore(recording, freshen_after=None)
-    never_freshen.put(b"same bytes")
-    assert len(recording.puts) == 1
 
 
-def test_put_rewrites_an_existing_chunk_last_written_too_long_ago(
+def test_put_reuses_a_chunk_of_any_age_unless_a_sweep_condemned_it(
     object_store: ObjectStore,
 ) -> None:
     recording = RecordingStore(object_store)
-    chunks = ChunkStore(recording, freshen_after=HOUR)
+    chunks = ChunkStore(recording)
     ref = chunks.put(b"old chunk")
-    recording.modified[chunk_key(ref.address)] = datetime.now(UTC) - 2 * HOUR
+    recording.modified[chunk_key(ref.address)] = datetime.now(UTC) - 30 * DAY
     chunks.put(b"old chunk")
-    assert len(recording.puts) == 2
+    assert recording.puts == [chunk_key(ref.address)]
+    report = chunks.sweep(set(), older_than=datetime.now(UTC) - HOUR)
+    assert (report.deleted, report.kept_recent) == (0, 1)
+    chunks.put(b"old chunk")  # condemned: stored again
+    assert recording.puts == [chunk_key(ref.address), CONDEMNED_KEY, chunk_key(ref.address)]
 
 
 def test_compressible_chunks_are_stored_as_zstd(object_store: ObjectStore) -> None:
@@ -586,21 +587,50 @@ def test_a_closed_read_stops_fetching_ahead(local_store: LocalObjectStore) -> No
 # --- sweep ----------------------------------------------------------------------------------
 
 
-def test_sweep_deletes_only_old_unreferenced_chunks(object_store: ObjectStore) -> None:
+def at(moment: datetime) -> Callable[[], datetime]:
+    """A clock stopped at ``moment``."""
+    return lambda: moment
+
+
+def test_sweep_deletes_unreferenced_chunks_condemned_a_grace_period_ago(
+    object_store: ObjectStore,
+) -> None:
     recording = RecordingStore(object_store)
     chunks = ChunkStore(recording)
-    cutoff = datetime.now(UTC) - HOUR
-    kept, old, recent = (chunks.put(bytes([n]) * 1000) for n in range(3))
+    now = datetime.now(UTC)
+    kept, old = (chunks.put(bytes([n]) * 1000) for n in range(2))
     for ref in (kept, old):
-        recording.modified[chunk_key(ref.address)] = cutoff - HOUR
-    report = chunks.sweep([kept.address], older_than=cutoff)
+        recording.modified[chunk_key(ref.address)] = now - 30 * DAY  # age alone does not count
+    first = chunks.sweep([kept.address], older_than=now - 3 * HOUR, clock=at(now - 2 * HOUR))
+    assert first == SweepReport(deleted=0, kept_referenced=1, kept_recent=1, bytes_freed=0)
+    recent = chunks.put(bytes([2]) * 1000)
+    report = chunks.sweep([kept.address], older_than=now - HOUR)
     assert report == SweepReport(
         deleted=1, kept_referenced=1, kept_recent=1, bytes_freed=chunks.stat(kept.address).size
     )
     assert sorted(chunks.iter_addresses()) == sorted([kept.address, recent.address])
+    # The chunk condemned now is deleted by a sweep a grace period later, if still unused.
+    later = chunks.sweep([kept.address], older_than=now + HOUR, clock=at(now + 2 * HOUR))
+    assert (later.deleted, later.kept_recent) == (1, 0)
+    assert not object_store.exists(CONDEMNED_KEY)  # nothing left condemned
 
 
-def test_sweep_uses_the_backend_modification_times(object_store: ObjectStore) -> None:
+def test_a_loose_chunk_rewritten_after_its_condemnation_is_spared(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store)
+    now = datetime.now(UTC)
+    ref = chunks.put(b"condemned, then stored again")
+    chunks.sweep(set(), older_than=now - 3 * HOUR, clock=at(now - 2 * HOUR))
+    chunks.put(b"condemned, then stored again")  # a commit stores it anew
+    report = chunks.sweep(set(), older_than=now - HOUR)
+    assert (report.deleted, report.kept_recent) == (0, 1)
+    assert chunks.get(ref.address) == b"condemned, then stored again"
+
+
+def test_a_sweep_cut_off_at_its_start_deletes_every_unreferenced_chunk(
+    object_store: ObjectStore,
+) -> None:
     chunks = ChunkStore(object_store)
     refs = [chunks.put(bytes([n]) * 100) for n in range(4)]
     keep = {refs[0].address}
@@ -646,19 +676,28 @@ def age(store: LocalObjectStore, prefix: str, by: timedelta) -> None:
         os.utime(store.root / key, (then, then))
 
 
-@pytest.mark.parametrize(("freshen_after", "survives"), [(HOUR, True), (None, False)])
-def test_reusing_an_old_packed_chunk_freshens_it_against_the_sweep(
-    local_store: LocalObjectStore, freshen_after: timedelta | None, survives: bool
+def test_a_commit_reuses_old_chunks_and_stores_condemned_ones_again(
+    local_store: LocalObjectStore,
 ) -> None:
-    old_data = random_bytes(5000, seed=42)
-    # Left by a failed commit, or by a version deleted since.
-    ChunkStore(local_store).write_stream("old.bin", io.BytesIO(old_data))
-    age(local_store, "packs/", timedelta(days=2))
-    chunks = ChunkStore(local_store, freshen_after=freshen_after)
-    cutoff = datetime.now(UTC) - timedelta(days=1)  # the collector, with a one-day grace
-    entry = chunks.write_stream("reuse.bin", io.BytesIO(old_data))  # a new commit reuses it
-    chunks.sweep(set(), older_than=cutoff)  # runs before that commit's version row lands
-    assert (chunks.verify_entry(entry) == []) is survives
+    reused, condemned = random_bytes(5000, seed=42), random_bytes(5000, seed=44)
+    now = datetime.now(UTC)
+    chunks = ChunkStore(local_store)
+    # Left by a version deleted since (or a failed commit); a sweep condemned one of them
+    # two days ago, and the packs are older still.
+    write(chunks, condemned, "condemned.bin")
+    chunks.sweep(set(), older_than=now - 3 * DAY, clock=at(now - 2 * DAY))
+    write(chunks, reused, "old.bin")
+    age(local_store, "packs/", 3 * DAY)
+    packs = len(pack_objects(local_store)[0])
+    writer = ChunkStore(local_store)
+    entry = writer.write_stream("reuse.bin", io.BytesIO(reused))  # reused, however old
+    assert len(pack_objects(local_store)[0]) == packs
+    again = writer.write_stream("again.bin", io.BytesIO(condemned))  # stored again
+    assert len(pack_objects(local_store)[0]) == packs + 1
+    # A collector with a one-day grace runs before either commit records its version.
+    report = writer.sweep(set(), older_than=now - DAY)
+    assert (report.deleted, report.kept_recent) == (1, 2)  # only the condemned old copy
+    assert writer.verify_entry(entry) == [] == writer.verify_entry(again)
 
 
 def test_a_write_packs_a_chunk_even_when_a_loose_copy_exists(local_store: LocalObjectStore) -> None:
@@ -666,9 +705,13 @@ def test_a_write_packs_a_chunk_even_when_a_loose_copy_exists(local_store: LocalO
     chunks = ChunkStore(local_store)
     ref = chunks.put(data)  # a store written before packs existed
     age(local_store, "chunks/", timedelta(days=2))
+    now = datetime.now(UTC)
+    chunks.sweep(set(), older_than=now - 3 * DAY, clock=at(now - 2 * DAY))  # condemns it
     entry = chunks.write_stream("reuse.bin", io.BytesIO(data))
     assert entry.chunks == (ref,)
-    assert chunks.sweep(set(), older_than=datetime.now(UTC) - timedelta(days=1)).deleted == 1
+    assert len(pack_objects(local_store)[0]) == 1
+    report = chunks.sweep(set(), older_than=now - DAY)
+    assert (report.deleted, report.kept_recent) == (1, 1)  # the loose copy; the packed kept
     assert chunks.verify_entry(entry) == []
 
 
@@ -802,10 +845,11 @@ def test_sweeping_packs_rewrites_deletes_and_keeps_as_the_cutoff_says(
     half = write(chunks, random_bytes(40_000, seed=10), "half.bin")
     gone = write(chunks, random_bytes(40_000, seed=11), "gone.bin")
     full = write(chunks, random_bytes(40_000, seed=12), "full.bin")
-    age(local_store, "packs/", 2 * HOUR)
-    recent = write(chunks, random_bytes(40_000, seed=13), "recent.bin")
     kept = {ref.address for ref in half.chunks[::2]} | {ref.address for ref in full.chunks}
-    cutoff = datetime.now(UTC) - HOUR
+    now = datetime.now(UTC)
+    chunks.sweep(kept, older_than=now - 3 * HOUR, clock=at(now - 2 * HOUR))  # condemns
+    recent = write(chunks, random_bytes(40_000, seed=13), "recent.bin")
+    cutoff = now - HOUR
     dead_half = [ref for ref in half.chunks if ref.address not in kept]
     expected = SweepReport(
         deleted=len(dead_half) + len(gone.chunks),
@@ -907,3 +951,41 @@ def test_a_read_error_midway_through_a_pack_stores_nothing(
     with pytest.raises(OSError, match="Input/output error"):
         chunks.write_stream("f", cast(BinaryIO, FailingStream(2 * MiB + 300_000)))
     assert list(object_store.list()) == []
+
+
+def test_a_sweep_keeps_one_copy_of_a_chunk_stored_twice(local_store: LocalObjectStore) -> None:
+    data = random_bytes(60_000, seed=20)
+    chunks = ChunkStore(local_store)
+    entry = write(chunks, data, "a.bin")
+    chunks.sweep(set(), older_than=datetime.now(UTC) - HOUR)  # its version was deleted
+    assert write(chunks, data, "b.bin").chunks == entry.chunks  # condemned: stored again
+    assert len(pack_objects(local_store)[0]) == 2
+    live = {ref.address for ref in entry.chunks}
+    report = chunks.sweep(live, older_than=datetime.now(UTC) - HOUR)
+    assert report == SweepReport(
+        deleted=len(live),
+        kept_referenced=len(live),
+        kept_recent=0,
+        bytes_freed=sum(ref.size + 1 for ref in entry.chunks),
+        packs_rewritten=0,
+        packs_deleted=1,
+    )
+    assert len(pack_objects(local_store)[0]) == 1
+    assert ChunkStore(local_store).verify_entry(entry) == []
+
+
+def test_a_sweep_keeps_both_copies_when_the_first_is_damaged(
+    local_store: LocalObjectStore,
+) -> None:
+    data = random_bytes(5000, seed=21)
+    chunks = ChunkStore(local_store)
+    entry = write(chunks, data, "a.bin")
+    chunks.sweep(set(), older_than=datetime.now(UTC) - HOUR)
+    write(chunks, data, "b.bin")
+    kept_first = sorted(pack_objects(local_store)[0])[0]  # the sweep keeps this copy
+    damaged = bytearray(local_store.get(kept_first))
+    damaged[-1] ^= 0xFF
+    local_store.put(kept_first, bytes(damaged))
+    report = chunks.sweep({entry.chunks[0].address}, older_than=datetime.now(UTC) - HOUR)
+    assert (report.deleted, report.packs_deleted) == (0, 0)
+    assert len(pack_objects(local_store)[0]) == 2

@@ -291,20 +291,51 @@ def test_statistics_of_a_tabular_version(engine: DatasetVersioningEngine) -> Non
     assert stats.columns["id"].max == 999
 
 
+@pytest.mark.parametrize("days_later", [0, 3])
 def test_appending_rows_stores_only_new_chunks(
-    engine: DatasetVersioningEngine, objects: LocalObjectStore, tmp_path: Path
+    engine: DatasetVersioningEngine,
+    objects: LocalObjectStore,
+    db: Database,
+    tmp_path: Path,
+    days_later: int,
 ) -> None:
     engine.create_dataset("events", format="csv")
     path = tmp_path / "events.csv"
     frame(100_000).to_csv(path, index=False)
     engine.commit("events", path)
     size_v1 = sum(objects.stat(k).size for k in chunk_keys(objects))
+    if days_later:
+        # A new process, days later: nothing in memory of the first commit, old packs.
+        then = (datetime.now(UTC) - timedelta(days=days_later)).timestamp()
+        for key in objects.list("packs/"):
+            os.utime(objects.root / key, (then, then))
+        engine = DatasetVersioningEngine(db, objects)
     with open(path, "a") as handle:
         frame(1000, seed=5, start=100_000).to_csv(handle, index=False, header=False)
     v2 = engine.commit("events", path)
     size_v2 = sum(objects.stat(k).size for k in chunk_keys(objects))
     assert v2.rows == 101_000
     assert size_v2 - size_v1 < 0.1 * size_v1
+
+
+def test_gc_deletes_an_unreferenced_chunk_one_grace_period_after_condemning_it(
+    db: Database, objects: LocalObjectStore, tmp_path: Path
+) -> None:
+    now = [datetime.now(UTC)]
+    engine = DatasetVersioningEngine(db, objects, clock=lambda: now[0])
+    engine.create_dataset("blobs", format="binary")
+    kept = tmp_path / "kept.bin"
+    kept.write_bytes(os.urandom(200_000))
+    version = engine.commit("blobs", kept)
+    orphan = engine.chunks.put(os.urandom(1000))
+    first = engine.gc()
+    assert (first.deleted, first.kept_recent) == (0, 1)
+    now[0] += engine.gc_grace / 2
+    assert engine.gc().deleted == 0  # condemned less than a grace period ago
+    now[0] += engine.gc_grace
+    assert engine.gc().deleted == 1
+    assert not engine.chunks.exists(orphan.address)
+    assert engine.verify(version.ref).ok
 
 
 def test_gc_removes_only_unreferenced_chunks(

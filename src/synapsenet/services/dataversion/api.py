@@ -178,7 +178,11 @@ def record_transformation(
 
 @router.post("/gc")
 def collect_garbage(service: DataVersionDep, body: GcRequest | None = None) -> GcPublic:
-    """Delete chunks no version references (kept: those younger than the grace period)."""
+    """Delete chunks no version references, condemned by a run at least the grace period ago.
+
+    Unreferenced chunks not yet condemned that long are condemned (kept): a later run
+    deletes those still unreferenced.
+    """
     options = body or GcRequest()
     grace = timedelta(seconds=options.grace_seconds)
     report = service.engine.gc(grace=grace, dry_run=options.dry_run)

@@ -31,7 +31,7 @@ from collections.abc import (
     Sequence,
 )
 from contextlib import AbstractContextManager, closing, nullcontext
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import BinaryIO, Final, NamedTuple, TypeVar
@@ -53,6 +53,7 @@ from synapsenet.services.dataversion.chunking import (
     chunk_address,
     chunk_key,
 )
+from synapsenet.services.dataversion.condemned import condemned_addresses
 from synapsenet.services.dataversion.entries import ChunkRef, FileEntry, validate_path
 from synapsenet.services.dataversion.packs import (
     Location,
@@ -174,10 +175,6 @@ class ChunkStore:
             them, and that read and decode chunks ahead of a reader, a bounded number at a
             time; 1 does everything in the calling thread. ``None`` picks the number of
             CPUs, at most 4 (zstd, BLAKE3 and the object store's I/O release the GIL).
-        freshen_after: A write reuses a stored chunk only if its pack (or loose object) was
-            written less than this long ago, and writes it again otherwise, so that a sweep
-            cannot delete it under a commit in flight (see the module's garbage collection
-            protocol); ``None`` reuses chunks of any age.
         pack_size: Start a new pack once a pack holds this many bytes (1 MiB to 4 GiB).
 
     Raises:
@@ -191,25 +188,15 @@ class ChunkStore:
         compression: Compression = "zstd",
         level: int = 1,
         workers: int | None = None,
-        freshen_after: timedelta | None = timedelta(minutes=30),
         pack_size: int = 64 * MiB,
     ) -> None:
         self.codec = ChunkCodec(compression, level)
         if workers is None:
             workers = max(1, min(4, os.cpu_count() or 1))
         _check_int("workers", workers, 1, 64, " or None")
-        if freshen_after is not None and (
-            not isinstance(freshen_after, timedelta) or freshen_after < timedelta(0)
-        ):
-            raise InvalidError(
-                "The 'freshen_after' parameter of ChunkStore must be a timedelta >= 0 or "
-                f"None. Got {freshen_after!r} instead.",
-                field="freshen_after",
-            )
         _check_int("pack_size", pack_size, MiB, 4096 * MiB)
         self.store = store
         self.workers = workers
-        self.freshen_after = freshen_after
         self.pack_size = pack_size
         self.packs = PackCatalog(store)
 
@@ -234,15 +221,14 @@ class ChunkStore:
             f"level={self.level}, workers={self.workers})"
         )
 
-    def _not_before(self) -> datetime | None:
-        if self.freshen_after is None:
-            return None
-        return datetime.now(UTC) - self.freshen_after
+    def _condemned(self) -> frozenset[str]:
+        """Chunks a write must store again rather than reuse (see :mod:`.sweep`)."""
+        return condemned_addresses(self.store)
 
     # --- one chunk ------------------------------------------------------------------------
 
     def put(self, data: bytes | bytearray | memoryview) -> ChunkRef:
-        """Store one chunk as a loose object unless it is already stored (and fresh).
+        """Store one chunk as a loose object unless it is already stored (and not condemned).
 
         Commits write packs (:meth:`write_files`); this is for single chunks.
 
@@ -264,21 +250,10 @@ class ChunkStore:
             )
         address = chunk_address(raw)
         key = chunk_key(address)
-        not_before = self._not_before()
-        if not self.packs.holds_fresh(address, not_before) and not self._loose_is_fresh(
-            key, not_before
-        ):
+        stored = self.packs.locate(address) is not None or self.store.exists(key)
+        if not stored or address in self._condemned():
             self.store.put(key, self.codec.encode(raw))
         return ChunkRef(address, len(raw))
-
-    def _loose_is_fresh(self, key: str, not_before: datetime | None) -> bool:
-        if not_before is None:
-            return self.store.exists(key)
-        try:
-            info = self.store.stat(key)
-        except NotFoundError:
-            return False
-        return info.modified >= not_before
 
     def get(self, address: str) -> bytes:
         """Read one chunk, from its pack or its loose object, and check it against its address.
@@ -300,7 +275,7 @@ class ChunkStore:
         location = self.packs.locate(address)
         if location is not None:
             try:
-                return self._read_packed(address, location)
+                return self.read_packed(address, location)
             except NotFoundError:
                 pass  # its pack was collected: the chunk moved, or it is loose
         try:
@@ -310,10 +285,16 @@ class ChunkStore:
             location = self.packs.locate(address)
             if location is None:
                 raise
-            return self._read_packed(address, location)
+            return self.read_packed(address, location)
         return self.codec.decode(address, blob, f"its object {key!r}", key=key)
 
-    def _read_packed(self, address: str, location: Location) -> bytes:
+    def read_packed(self, address: str, location: Location) -> bytes:
+        """Read and check the copy of chunk ``address`` at ``location``.
+
+        Raises:
+            NotFoundError: If the pack is gone.
+            CorruptDataError: See :meth:`decode_record`.
+        """
         key = pack_key(location.pack_id)
         blob = self.store.get_range(key, location.offset, location.length)
         return self.decode_record(address, blob, key, location.offset, location.length)
@@ -520,7 +501,7 @@ class ChunkStore:
         workers: int,
         guides: Mapping[str, CutGuide],
     ) -> Generator[Record, None, None]:
-        not_before = self._not_before()
+        condemned = self._condemned()
 
         def encode(batch: _CutBatch) -> tuple[list[Record], list[int]]:
             encoded = self.codec.encode
@@ -543,7 +524,9 @@ class ChunkStore:
                     refs.append(ref)
                     # A chunk met twice while its first copy is being compressed is
                     # compressed twice; the writer stores it once.
-                    known = writer.holds(address) or self.packs.holds_fresh(address, not_before)
+                    known = writer.holds(address) or (
+                        address not in condemned and self.packs.locate(address) is not None
+                    )
                     if not known:
                         fresh.append((raw, ref))
                 yield _CutBatch(fresh, [len(raw) for raw, _ in batch])
@@ -729,13 +712,19 @@ class ChunkStore:
     # --- garbage collection ---------------------------------------------------------------
 
     def sweep(
-        self, referenced: Collection[str], *, older_than: datetime, dry_run: bool = False
+        self,
+        referenced: Collection[str],
+        *,
+        older_than: datetime,
+        dry_run: bool = False,
+        clock: Callable[[], datetime] | None = None,
+        now: datetime | None = None,
     ) -> SweepReport:
-        """Delete the chunks no version references that were last written before a cutoff.
+        """Delete the chunk copies no version references that were condemned before a cutoff.
 
         See :func:`.sweep.sweep` and the garbage collection protocol there.
         """
-        return sweep(self, referenced, older_than=older_than, dry_run=dry_run)
+        return sweep(self, referenced, older_than=older_than, dry_run=dry_run, clock=clock, now=now)
 
 
 def _where(entry: FileEntry, index: int) -> str:

@@ -524,6 +524,6 @@ class DataVersionClient(ServiceClient):
         return TransformationSummary.model_validate(data)
 
     def gc(self, *, grace_seconds: float = 3600.0, dry_run: bool = False) -> GcPublic:
-        """Delete chunks no version references (older than the grace period)."""
+        """Delete chunks no version references, condemned the grace period ago or more."""
         body = {"grace_seconds": grace_seconds, "dry_run": dry_run}
         return GcPublic.model_validate(self.post_json(f"{API_PREFIX}/gc", body))

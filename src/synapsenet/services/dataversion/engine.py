@@ -122,8 +122,8 @@ class DatasetVersioningEngine:
         store: The object store for chunks and manifests.
         compression: ``"zstd"`` (default) or ``"none"`` for chunks.
         chunking: Content-defined chunk sizes.
-        gc_grace: How recent an unreferenced chunk must be for :meth:`gc` to spare it; longer
-            than any commit takes.
+        gc_grace: How long a chunk stays condemned (found unreferenced by :meth:`gc`)
+            before a later gc may delete it; longer than any commit takes.
         clock: Source of the current time (aware UTC).
     """
 
@@ -139,10 +139,7 @@ class DatasetVersioningEngine:
     ) -> None:
         self.db = db
         self.gc_grace = gc_grace
-        # A commit that reuses an old unreferenced chunk rewrites it when it is older than
-        # half the grace period, so a concurrent gc (which spares anything younger than the
-        # grace period) cannot delete it between the commit's put and its version row.
-        self.chunks = ChunkStore(store, compression=compression, freshen_after=gc_grace / 2)
+        self.chunks = ChunkStore(store, compression=compression)
         self.manifests = ManifestStore(store)
         self.chunking = chunking
         self._cuts = RecentCuts()
@@ -669,14 +666,16 @@ class DatasetVersioningEngine:
     ) -> SweepReport:
         """Delete chunks no committed version references, and the statistics of gone files.
 
-        The cutoff is taken before the references are read, and chunks written after
-        ``now - grace`` are kept, so a commit in flight (chunks stored, version not yet
-        recorded) never loses its chunks. Per-chunk statistics of CSV files (a cache, see
-        :mod:`.chunk_stats`) go by the same rule.
+        Deletion takes two runs: a run condemns the unreferenced chunks it finds, and a
+        run at least ``grace`` later deletes those still unreferenced (see :mod:`.sweep`),
+        so a commit in flight (chunks stored or reused, version not yet recorded) never
+        loses its chunks, however old the chunks it reuses. Per-chunk statistics of CSV
+        files (a cache, see :mod:`.chunk_stats`) are deleted once written ``grace`` ago.
 
         Args:
-            grace: Spare unreferenced chunks younger than this; the engine's ``gc_grace`` by
-                default.
+            grace: How long a chunk must have been condemned to be deleted; the engine's
+                ``gc_grace`` by default. Zero (with ``force``) deletes every unreferenced
+                chunk in one run.
             dry_run: Count what would be deleted, delete nothing.
             force: Allow a grace shorter than the engine's: safe only when no commit runs.
                 (A dry run deletes nothing, so it takes any grace.)
@@ -692,7 +691,8 @@ class DatasetVersioningEngine:
                 "commits in flight rely on; pass force only when no commit is running",
                 field="grace",
             )
-        cutoff = self.clock() - grace
+        now = self.clock()
+        cutoff = now - grace
         with self.db.transaction() as session:
             roots = set(session.scalars(select(VersionRecord.root)))
         referenced: set[str] = set()
@@ -701,7 +701,9 @@ class DatasetVersioningEngine:
             manifest = self.manifests.load(root)
             referenced |= manifest.addresses
             live_files.update(entry.content_hash for entry in manifest.files)
-        report = self.chunks.sweep(referenced, older_than=cutoff, dry_run=dry_run)
+        report = self.chunks.sweep(
+            referenced, older_than=cutoff, dry_run=dry_run, clock=self.clock, now=now
+        )
         stale = sweep_stats(self.chunks.store, live_files, older_than=cutoff, dry_run=dry_run)
         return dataclasses.replace(report, stats_deleted=stale)
 

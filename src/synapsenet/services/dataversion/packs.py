@@ -42,10 +42,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, NamedTuple
 
-import blake3
-
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import NotFoundError
+from synapsenet.services.dataversion._documents import seal, unseal
 from synapsenet.services.dataversion.chunk_codec import CorruptDataError
 
 __all__ = [
@@ -66,7 +65,6 @@ _MAGIC: Final = b"SNPACKIX"
 _VERSION: Final = 1
 _HEADER = struct.Struct(">8sIIQ")
 _ENTRY = struct.Struct(">32sQII")
-_DIGEST_SIZE: Final = 32
 _ID_HEX_LENGTH: Final = 32
 _PACK_SUFFIX: Final = ".pack"
 _WRITE_BYTES: Final = 1024 * 1024
@@ -137,8 +135,7 @@ class Record(NamedTuple):
 def encode_index(entries: Iterable[IndexEntry], pack_size: int) -> bytes:
     """The index document of a pack holding ``entries`` in ``pack_size`` bytes."""
     rows = [_ENTRY.pack(bytes.fromhex(e.address), e.offset, e.length, e.size) for e in entries]
-    body = _HEADER.pack(_MAGIC, _VERSION, len(rows), pack_size) + b"".join(rows)
-    return body + blake3.blake3(body).digest()
+    return seal(_HEADER, (_MAGIC, _VERSION, len(rows), pack_size), rows)
 
 
 def decode_index(document: bytes, key: str) -> tuple[list[IndexEntry], int]:
@@ -155,20 +152,8 @@ def decode_index(document: bytes, key: str) -> tuple[list[IndexEntry], int]:
     def corrupt(problem: str) -> CorruptDataError:
         return CorruptDataError(f"Pack index {key!r}", problem, key=key)
 
-    body, digest = document[:-_DIGEST_SIZE], document[-_DIGEST_SIZE:]
-    if len(body) < _HEADER.size:
-        raise corrupt(f"it is {len(document)} bytes, shorter than its header")
-    if blake3.blake3(body).digest() != digest:
-        raise corrupt("its checksum does not match its content")
-    magic, version, count, pack_size = _HEADER.unpack_from(body)
-    if magic != _MAGIC or version != _VERSION:
-        raise corrupt(f"it has magic {magic!r} and version {version}, not {_MAGIC!r} 1")
-    if len(body) != _HEADER.size + count * _ENTRY.size:
-        raise corrupt(f"it declares {count} entries but holds {len(body) - _HEADER.size} bytes")
-    entries = [
-        IndexEntry(raw.hex(), offset, length, size)
-        for raw, offset, length, size in _ENTRY.iter_unpack(body[_HEADER.size :])
-    ]
+    (pack_size,), rows = unseal(document, _HEADER, _ENTRY, _MAGIC, _VERSION, corrupt)
+    entries = [IndexEntry(raw.hex(), offset, length, size) for raw, offset, length, size in rows]
     if any(e.offset + e.length > pack_size or e.length < 1 for e in entries):
         raise corrupt(f"it lists a record outside its {pack_size}-byte pack")
     return entries, pack_size
@@ -254,17 +239,6 @@ class PackCatalog:
         """Where the chunk ``address`` is packed, or None if no known pack holds it."""
         self.ensure_loaded()
         return self._where.get(address)
-
-    def holds_fresh(self, address: str, not_before: datetime | None) -> bool:
-        """Whether a known pack holds ``address`` and was written at or after ``not_before``.
-
-        ``not_before=None`` accepts a pack of any age.
-        """
-        location = self.locate(address)
-        if location is None:
-            return False
-        written = self._modified.get(location.pack_id)  # None: rebuilt without it meanwhile
-        return written is not None and (not_before is None or written >= not_before)
 
     def addresses(self) -> set[str]:
         """The addresses of every packed chunk."""

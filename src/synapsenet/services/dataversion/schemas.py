@@ -443,7 +443,10 @@ class GcRequest(BaseModel):
         default=3600.0,
         ge=0,
         le=366 * 86_400,
-        description="Keep unreferenced chunks written this recently (commits in flight).",
+        description=(
+            "A run deletes the unreferenced chunks an earlier run condemned at least this "
+            "long ago and condemns the others (commits in flight rely on it)."
+        ),
     )
     dry_run: bool = False
 
