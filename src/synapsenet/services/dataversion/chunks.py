@@ -40,6 +40,7 @@ import blake3
 
 from synapsenet.core.storage import ObjectInfo, ObjectStore
 from synapsenet.errors import InvalidError, NotFoundError
+from synapsenet.services.dataversion._gc_pause import collector_paused
 from synapsenet.services.dataversion._parallel import bounded_map
 from synapsenet.services.dataversion.chunk_codec import ChunkCodec, Compression, CorruptDataError
 from synapsenet.services.dataversion.chunking import (
@@ -479,7 +480,8 @@ class ChunkStore:
             files, params, rows, progress, observe, writer, written, workers, guides or {}
         )
         try:
-            writer.write(records)
+            with collector_paused():
+                writer.write(records)
             if accept is not None:
                 accept(written)
             writer.publish()
