@@ -436,11 +436,12 @@ class ChunkStore:
 
         The calling thread reads, cuts and hashes each file (into views of its read
         buffers, no copies; the whole-file hash runs on a thread of its own); only chunks
-        that no fresh pack of this store holds are compressed, by ``workers`` threads, with
-        eight 256 KiB batches in flight (at least two per thread), and written. New chunks
-        stream into packs of about ``pack_size`` bytes. Memory is a few MiB of data in
-        flight plus a few hundred bytes per chunk (its reference and index entry, kept
-        until the write returns): ~50 MB for a 2 GB file of ~20 KiB chunks.
+        that no pack of this store holds, or that a sweep condemned, are compressed, by
+        ``workers`` threads, with eight 256 KiB batches in flight (at least two per
+        thread), and written. New chunks stream into packs of about ``pack_size`` bytes.
+        Memory is a few MiB of data in flight plus a few hundred bytes per chunk (its
+        reference and index entry, kept until the write returns): ~50 MB for a 2 GB file
+        of ~20 KiB chunks.
 
         Args:
             files: ``(path in the version, opener)`` pairs; each path is checked before
@@ -515,7 +516,7 @@ class ChunkStore:
             path: str, chunks: Iterator[tuple[Chunk, str]], refs: list[ChunkRef], firsts: bytearray
         ) -> Iterator[_CutBatch]:
             # Runs on the calling thread, ahead of the encoders: shows each chunk to
-            # ``observe`` in order and keeps only the chunks no fresh pack holds.
+            # ``observe`` in order and keeps only the chunks no pack holds (or condemned).
             for batch in _batches(chunks):
                 fresh = []
                 for raw, address in batch:

@@ -42,7 +42,7 @@ pack. Run one collector at a time.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -71,7 +71,6 @@ __all__ = ["SweepReport", "sweep"]
 
 # Referenced records of a pack being rewritten are read this many bytes at a time.
 _READ_BYTES = MiB
-_NOWHERE = Location("", 0, 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,25 +159,17 @@ def sweep(
     return SweepReport(*(a + b for a, b in zip(_counts(packed), _counts(loose), strict=True)))
 
 
+@dataclass(slots=True)
 class _Run:
     """One sweep's inputs, and the copies it condemns (None: first condemned by this sweep)."""
 
-    def __init__(
-        self,
-        chunks: ChunkStore,
-        keep: Collection[str],
-        before: dict[Copy, datetime],
-        older_than: datetime,
-        now: datetime,
-        dry_run: bool,
-    ) -> None:
-        self.chunks = chunks
-        self.keep = keep
-        self.before = before
-        self.older_than = older_than
-        self.now = now
-        self.dry_run = dry_run
-        self.after: list[tuple[Copy, datetime | None]] = []
+    chunks: ChunkStore
+    keep: Collection[str]
+    before: dict[Copy, datetime]
+    older_than: datetime
+    now: datetime
+    dry_run: bool
+    after: list[tuple[Copy, datetime | None]] = field(default_factory=list)
 
     def doomed(self, copy: Copy, written: datetime | None = None) -> bool:
         """Whether an unreferenced copy goes now; if not, it is condemned.
@@ -290,7 +281,8 @@ def _sweep_packs(run: _Run) -> SweepReport:
                     for copy, since in run.after[condemned:]
                 ]
                 for entry in moved.entries:
-                    if kept.get(entry.address, _NOWHERE).pack_id == pack_id:
+                    location = kept.get(entry.address)
+                    if location is not None and location.pack_id == pack_id:
                         kept[entry.address] = Location(moved.pack_id, entry.offset, entry.length)
     if not run.dry_run and (rewritten or dropped):
         chunks.packs.refresh()
