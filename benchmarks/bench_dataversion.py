@@ -507,7 +507,6 @@ def profile_commits(work: Path, size_mb: float) -> None:
         compression=chunks.compression,
         level=chunks.level,
         workers=1,
-        freshen_after=chunks.freshen_after,
     )
     for path in paths:
         profiler = cProfile.Profile()

@@ -473,7 +473,8 @@ class _Batch:
         end = self.size + len(chunk)
         if end > len(self._buffer):
             self._buffer.extend(bytes(end - len(self._buffer)))
-        self._buffer[self.size : end] = chunk
+        with memoryview(self._buffer) as buffer:  # one copy (see StreamCutter's _refill)
+            buffer[self.size : end] = chunk
         self.size = end
         self.ends.append(end)
 

@@ -312,9 +312,10 @@ class _Window:
     def _refill(self) -> None:
         tail = self.view[self.pos :]
         data = self._buffer(len(tail) + self.size)
-        data[: len(tail)] = tail
-        filled = len(tail)
         view = memoryview(data)
+        # Through a view: a bytearray slice assigned a memoryview copies it twice.
+        view[: len(tail)] = tail
+        filled = len(tail)
         while filled < len(data):
             read = _read_into(self.stream, view[filled:])
             if not read:
