@@ -339,7 +339,8 @@ def gc(
     verb = "Would delete" if report.dry_run else "Deleted"
     new_console().print(
         f"{verb} {report.deleted} chunk(s), {views.size(report.bytes_freed)}, and "
-        f"{report.stats_deleted} stale statistics object(s); kept "
+        f"{report.stats_deleted} stale statistics and {report.cuts_deleted} stale cut "
+        "object(s); kept "
         f"{report.kept_referenced} referenced and {report.kept_recent} condemned (a gc "
         "after the grace period deletes those still unreferenced)."
     )

@@ -195,3 +195,12 @@ def grown(rows: CsvRows, sample: CsvSample, *, appended: int, edited: int) -> Cs
     first = len(numbered)
     lines += [rows.row(first + i) for i in range(appended)]
     return CsvSample(tuple(lines), sample.trailing_newline)
+
+
+def id_value_csv(rows: int, seed: int) -> bytes:
+    """A two-column CSV (``id,value``) of ``rows`` rows with random hex values."""
+    rng = random.Random(seed)
+    body = b"".join(
+        b"%d,%s\n" % (n, rng.randbytes(rng.randrange(1, 30)).hex().encode()) for n in range(rows)
+    )
+    return b"id,value\n" + body

@@ -46,6 +46,7 @@ import pyarrow.csv as pa_csv
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import NotFoundError
 from synapsenet.services.dataversion._arrow_numpy import array_of
+from synapsenet.services.dataversion._derived import sweep_derived
 from synapsenet.services.dataversion._stats import DatasetStats
 from synapsenet.services.dataversion.chunking import DIGEST_HEX_LENGTH, MiB
 from synapsenet.services.dataversion.csv_scan import scan_segment_stats
@@ -134,19 +135,9 @@ def sweep_stats(
     Returns:
         How many objects were deleted (or would have been).
     """
-    deleted = 0
-    for key in list(store.list(STATS_PREFIX)):
-        if stats_file_hash(key) in live_files:
-            continue
-        try:
-            if store.stat(key).modified >= older_than:
-                continue
-        except NotFoundError:
-            continue
-        if not dry_run:
-            store.delete(key)
-        deleted += 1
-    return deleted
+    return sweep_derived(
+        store, STATS_PREFIX, stats_file_hash, live_files, older_than=older_than, dry_run=dry_run
+    )
 
 
 def rows_problem(data: bytes | bytearray, ends: Iterable[int] = ()) -> str | None:

@@ -62,6 +62,7 @@ from synapsenet.services.dataversion.schema import (
 )
 from synapsenet.services.dataversion.sources import CommitSource, SourceFile, materialize
 from synapsenet.services.dataversion.store import DatasetRecord, TagRecord, VersionRecord
+from synapsenet.services.dataversion.stored_cuts import load_guides, save_cuts, sweep_cuts
 from synapsenet.services.dataversion.stream_cutter import CutGuide
 from synapsenet.services.dataversion.tabular import (
     DatasetFormat,
@@ -278,11 +279,12 @@ class DatasetVersioningEngine:
                 accept,
                 rows=description.rows,
                 observe=description.observe if description.rows else None,
-                guides=self._cuts.guides(parent_root, self.chunking, description.rows),
+                guides=self._guides(parent_root, parent_files, description.rows),
             )
             schema, stats = description.result(), description.stats
             manifest = Manifest(tuple(entries), {"dataset": current.name})
             root = self.manifests.save(manifest)
+            save_cuts(self.chunks.store, root, self.chunking, description.rows, written)
             self._cuts.remember(root, self.chunking, description.rows, written)
         # Every chunk and the manifest are durable here, before the version references them.
         return self._record_version(
@@ -309,6 +311,17 @@ class DatasetVersioningEngine:
             rows = current.format is DatasetFormat.CSV
             entries = self._store_files(files, None, None, rows=rows)
             return self.manifests.save(Manifest(tuple(entries), {"dataset": current.name}))
+
+    def _guides(
+        self, root: str | None, files: Sequence[FileEntry], rows: bool
+    ) -> dict[str, CutGuide]:
+        """How the files of version ``root`` were cut: remembered, else as stored."""
+        if root is None:
+            return {}
+        remembered = self._cuts.guides(root, self.chunking, rows)
+        if remembered:
+            return remembered
+        return load_guides(self.chunks.store, root, files, self.chunking, rows)
 
     def _parent_of(
         self, dataset: str, number: int | None
@@ -666,13 +679,15 @@ class DatasetVersioningEngine:
     def gc(
         self, *, grace: timedelta | None = None, dry_run: bool = False, force: bool = False
     ) -> SweepReport:
-        """Delete chunks no committed version references, and the statistics of gone files.
+        """Delete chunks no committed version references, and what gone versions left.
 
         Deletion takes two runs: a run condemns the unreferenced chunks it finds, and a
         run at least ``grace`` later deletes those still unreferenced (see :mod:`.sweep`),
         so a commit in flight (chunks stored or reused, version not yet recorded) never
         loses its chunks, however old the chunks it reuses. Per-chunk statistics of CSV
-        files (a cache, see :mod:`.chunk_stats`) are deleted once written ``grace`` ago.
+        files (a cache, see :mod:`.chunk_stats`) of files no version holds, and the stored
+        cuts (see :mod:`.stored_cuts`) of versions not recorded, are deleted once written
+        ``grace`` ago.
 
         Args:
             grace: How long a chunk must have been condemned to be deleted; the engine's
@@ -707,7 +722,8 @@ class DatasetVersioningEngine:
             referenced, older_than=cutoff, dry_run=dry_run, clock=self.clock, now=now
         )
         stale = sweep_stats(self.chunks.store, live_files, older_than=cutoff, dry_run=dry_run)
-        return dataclasses.replace(report, stats_deleted=stale)
+        cuts = sweep_cuts(self.chunks.store, roots, older_than=cutoff, dry_run=dry_run)
+        return dataclasses.replace(report, stats_deleted=stale, cuts_deleted=cuts)
 
     def deprecate(
         self, ref: str, *, reason: str, impact: dict[str, Any] | None = None

@@ -2,9 +2,10 @@
 
 :meth:`~.stream_cutter.StreamCutter.cut_guided` finds the chunks of a new version of a file
 faster by following how its previous version was cut, but it needs each chunk's first byte,
-which manifests do not hold. An engine keeps them here for the versions it committed last:
-a commit on one of those gets guides, any other commit cuts without (the same chunks, more
-slowly). A guide is handed out only for the chunk sizes and row mode it was cut with.
+which manifests do not hold. An engine keeps them here for the versions it committed last;
+a commit on any other parent reads them from the object store (:mod:`.stored_cuts`), where
+every commit also puts them. A guide is handed out only for the chunk sizes and row mode it
+was cut with.
 """
 
 from __future__ import annotations

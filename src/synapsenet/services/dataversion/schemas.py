@@ -460,6 +460,7 @@ class GcPublic(BaseModel):
     kept_recent: int
     bytes_freed: int
     stats_deleted: int = 0
+    cuts_deleted: int = 0
 
     @classmethod
     def of(cls, report: SweepReport, *, dry_run: bool) -> GcPublic:
@@ -471,4 +472,5 @@ class GcPublic(BaseModel):
             kept_recent=report.kept_recent,
             bytes_freed=report.bytes_freed,
             stats_deleted=report.stats_deleted,
+            cuts_deleted=report.cuts_deleted,
         )

@@ -90,6 +90,8 @@ class SweepReport:
         packs_deleted: Packs deleted whole (nothing referenced, or no index).
         stats_deleted: Per-chunk statistics objects of files no version holds (see
             :mod:`.chunk_stats`), deleted by the engine's gc.
+        cuts_deleted: Stored cuts of versions not recorded (see :mod:`.stored_cuts`),
+            deleted by the engine's gc.
     """
 
     deleted: int
@@ -99,6 +101,7 @@ class SweepReport:
     packs_rewritten: int = 0
     packs_deleted: int = 0
     stats_deleted: int = 0
+    cuts_deleted: int = 0
 
 
 def sweep(
