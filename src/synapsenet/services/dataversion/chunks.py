@@ -251,7 +251,7 @@ class ChunkStore:
             )
         address = chunk_address(raw)
         key = chunk_key(address)
-        stored = self.packs.locate(address) is not None or self.store.exists(key)
+        stored = self.packs.holds(address) or self.store.exists(key)
         if not stored or address in self._condemned():
             self.store.put(key, self.codec.encode(raw))
         return ChunkRef(address, len(raw))
@@ -322,7 +322,7 @@ class ChunkStore:
     def exists(self, address: str) -> bool:
         """Whether a chunk is stored under ``address``, packed or loose (without reading it)."""
         key = chunk_key(address)
-        return self.packs.locate(address) is not None or self.store.exists(key)
+        return self.packs.holds(address) or self.store.exists(key)
 
     def stat(self, address: str) -> ObjectInfo:
         """Describe a chunk's loose object: its key, stored size and modification time.
@@ -528,7 +528,7 @@ class ChunkStore:
                     # A chunk met twice while its first copy is being compressed is
                     # compressed twice; the writer stores it once.
                     known = writer.holds(address) or (
-                        address not in condemned and self.packs.locate(address) is not None
+                        address not in condemned and self.packs.holds(address)
                     )
                     if not known:
                         fresh.append((raw, ref))
@@ -561,7 +561,7 @@ class ChunkStore:
 
     def _plan(self, entry: FileEntry) -> Iterator[_Span]:
         """Group a file's chunks into reads: adjacent records of a pack, up to ~1 MiB each."""
-        if any(self.packs.locate(ref.address) is None for ref in entry.chunks):
+        if not all(map(self.packs.holds, (ref.address for ref in entry.chunks))):
             self.packs.refresh()  # packed since the catalog was loaded, or loose
         # The span being gathered, field by field (a _Span is built once it is complete).
         pack_id: str | None = None

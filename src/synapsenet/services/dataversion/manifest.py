@@ -40,6 +40,7 @@ import blake3
 
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import InvalidError, NotFoundError
+from synapsenet.services.dataversion._gc_pause import collector_paused
 from synapsenet.services.dataversion.chunking import is_digest, validate_digest
 from synapsenet.services.dataversion.chunks import (
     ChunkRef,
@@ -418,7 +419,8 @@ class ManifestStore:
         except NotFoundError as exc:
             raise NotFoundError(f"No manifest with root {root} is stored.", root=root) from exc
         try:
-            manifest = Manifest.from_json(data)
+            with collector_paused():  # an object per chunk, none of them cyclic
+                manifest = Manifest.from_json(data)
         except InvalidError as exc:
             raise CorruptDataError(
                 f"Manifest {root}", f"its object {key!r} holds {exc.detail}", root=root, key=key

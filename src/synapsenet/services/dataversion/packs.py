@@ -45,6 +45,7 @@ from typing import Final, NamedTuple
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import NotFoundError
 from synapsenet.services.dataversion._documents import seal, unseal
+from synapsenet.services.dataversion._gc_pause import collector_paused
 from synapsenet.services.dataversion.chunk_codec import CorruptDataError
 
 __all__ = [
@@ -196,7 +197,9 @@ class PackCatalog:
     def __init__(self, store: ObjectStore) -> None:
         self._store = store
         self._lock = threading.Lock()
-        self._where: dict[str, Location] = {}
+        # Plain tuples, not Locations: the collector untracks tuples of strings and ints,
+        # so a catalog of many chunks costs its full collections nothing.
+        self._where: dict[str, tuple[str, int, int]] = {}
         self._modified: dict[str, datetime] = {}
         self._loaded = False
 
@@ -207,7 +210,7 @@ class PackCatalog:
             if not self._modified.keys() <= listed:
                 # Build aside and swap, so that concurrent lookups see the old catalog or
                 # the new one, never a half-built one.
-                where: dict[str, Location] = {}
+                where: dict[str, tuple[str, int, int]] = {}
                 modified: dict[str, datetime] = {}
                 self._load(sorted(listed), where, modified)
                 self._where, self._modified = where, modified
@@ -216,14 +219,18 @@ class PackCatalog:
             self._loaded = True
 
     def _load(
-        self, pack_ids: list[str], where: dict[str, Location], modified: dict[str, datetime]
+        self,
+        pack_ids: list[str],
+        where: dict[str, tuple[str, int, int]],
+        modified: dict[str, datetime],
     ) -> None:
-        for pack_id in pack_ids:
-            try:
-                pack = load_pack(self._store, pack_id)
-            except NotFoundError:
-                continue  # collected between the listing and the read
-            _register(pack, where, modified)
+        with collector_paused():  # tens of thousands of entries, none of them cyclic
+            for pack_id in pack_ids:
+                try:
+                    pack = load_pack(self._store, pack_id)
+                except NotFoundError:
+                    continue  # collected between the listing and the read
+                _register(pack, where, modified)
 
     def ensure_loaded(self) -> None:
         """Load the catalog if it never was."""
@@ -238,7 +245,13 @@ class PackCatalog:
     def locate(self, address: str) -> Location | None:
         """Where the chunk ``address`` is packed, or None if no known pack holds it."""
         self.ensure_loaded()
-        return self._where.get(address)
+        found = self._where.get(address)
+        return None if found is None else Location(*found)
+
+    def holds(self, address: str) -> bool:
+        """Whether a known pack holds the chunk ``address``."""
+        self.ensure_loaded()
+        return address in self._where
 
     def addresses(self) -> set[str]:
         """The addresses of every packed chunk."""
@@ -246,10 +259,13 @@ class PackCatalog:
         return set(self._where)
 
 
-def _register(pack: PackInfo, where: dict[str, Location], modified: dict[str, datetime]) -> None:
+def _register(
+    pack: PackInfo, where: dict[str, tuple[str, int, int]], modified: dict[str, datetime]
+) -> None:
     modified[pack.pack_id] = pack.modified
+    pack_id = pack.pack_id
     for entry in pack.entries:
-        where[entry.address] = Location(pack.pack_id, entry.offset, entry.length)
+        where[entry.address] = (pack_id, entry.offset, entry.length)
 
 
 class PackWriter:
