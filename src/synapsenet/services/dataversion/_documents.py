@@ -15,7 +15,8 @@ import blake3
 
 from synapsenet.services.dataversion.chunk_codec import CorruptDataError
 
-_DIGEST_SIZE: Final = 32
+DIGEST_SIZE: Final = 32
+"""Bytes of the BLAKE3 trailer that ends every document."""
 
 
 def seal(header: struct.Struct, fields: tuple[Any, ...], rows: Iterable[bytes]) -> bytes:
@@ -50,7 +51,7 @@ def unseal(
             checksum, has another magic or version, or holds another number of entries than
             its header declares.
     """
-    body, digest = document[:-_DIGEST_SIZE], document[-_DIGEST_SIZE:]
+    body, digest = document[:-DIGEST_SIZE], document[-DIGEST_SIZE:]
     if len(body) < header.size:
         raise corrupt(f"it is {len(document)} bytes, shorter than its header")
     if blake3.blake3(body).digest() != digest:

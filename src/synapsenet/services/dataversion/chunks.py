@@ -77,6 +77,7 @@ __all__ = [
     "WrittenFile",
     "chunk_address",
     "chunk_key",
+    "file_guide",
     "validate_path",
 ]
 
@@ -115,8 +116,13 @@ class WrittenFile(NamedTuple):
 
     def guide(self) -> CutGuide:
         """How the file was cut, to guide the cutting of a later version of it."""
-        chunks = self.entry.chunks
-        return CutGuide([ref.address for ref in chunks], [ref.size for ref in chunks], self.firsts)
+        return file_guide(self.entry, self.firsts)
+
+
+def file_guide(entry: FileEntry, firsts: bytes) -> CutGuide:
+    """The guide of a stored file, given the first byte of each of its chunks."""
+    chunks = entry.chunks
+    return CutGuide([ref.address for ref in chunks], [ref.size for ref in chunks], firsts)
 
 
 def _addressed(chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, str]]:

@@ -31,10 +31,10 @@ from typing import Final
 from synapsenet.core.storage import ObjectStore
 from synapsenet.errors import NotFoundError
 from synapsenet.services.dataversion._derived import sweep_derived
-from synapsenet.services.dataversion._documents import seal, unseal
+from synapsenet.services.dataversion._documents import DIGEST_SIZE, seal, unseal
 from synapsenet.services.dataversion.chunk_codec import CorruptDataError
 from synapsenet.services.dataversion.chunking import ChunkingParams
-from synapsenet.services.dataversion.chunks import WrittenFile
+from synapsenet.services.dataversion.chunks import WrittenFile, file_guide
 from synapsenet.services.dataversion.entries import FileEntry
 from synapsenet.services.dataversion.stream_cutter import CutGuide
 
@@ -111,7 +111,7 @@ def load_guides(
         cut_with = (min_size, avg_size, max_size, bool(cut_rows))
         if cut_with != (params.min_size, params.avg_size, params.max_size, rows):
             return {}
-        firsts = document[_HEADER.size : -32]
+        firsts = document[_HEADER.size : -DIGEST_SIZE]
         if len(firsts) != count:
             raise corrupt(f"it holds {len(firsts)} chunks, the version's files {count}")
     except CorruptDataError as exc:
@@ -121,9 +121,7 @@ def load_guides(
     start = 0
     for entry in sorted(files, key=lambda entry: entry.path):
         end = start + len(entry.chunks)
-        chunks = entry.chunks
-        addresses = [ref.address for ref in chunks]
-        guides[entry.path] = CutGuide(addresses, [ref.size for ref in chunks], firsts[start:end])
+        guides[entry.path] = file_guide(entry, firsts[start:end])
         start = end
     return guides
 
