@@ -501,10 +501,10 @@ def test_writing_64_mib_keeps_memory_bounded(local_store: LocalObjectStore, work
     finally:
         tracemalloc.stop()
     assert entry.size == read == 64 * MiB
-    # Measured: 6.6 MiB (1 worker), 9.5 MiB (4 workers) on a quiet machine (1 MiB read
-    # windows, pinned while views of them are in flight); a quarter of the 64 MiB written
-    # proves the bound.
-    assert write_peak < 16 * MiB
+    # Measured: 9.1 MiB (1 worker), 16.2 MiB (4 workers, two 1 MiB batches in flight per
+    # thread, each pinning the read windows it views and, uncompressed, its copy); under
+    # three eighths of the 64 MiB written proves the bound.
+    assert write_peak < 24 * MiB
     assert read_peak < 16 * MiB
 
 
