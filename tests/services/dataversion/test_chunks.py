@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from synapsenet.core.storage import LocalObjectStore, ObjectData, ObjectInfo, ObjectStore
 from synapsenet.errors import InvalidError, NotFoundError, UnavailableError
+from synapsenet.services.dataversion.chunk_codec import ChunkCodec
 from synapsenet.services.dataversion.chunking import (
     MAX_CHUNK_SIZE,
     ChunkingParams,
@@ -528,6 +529,60 @@ def test_reading_a_file_with_a_corrupt_chunk_names_the_path(object_store: Object
     assert len(problems) == 1
     assert problems[0].startswith("data/file.bin: its chunk 3 of")
     assert entry.chunks[2].address in problems[0]
+
+
+def test_compressed_chunks_read_together_come_as_one_checked_block(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store)
+    entry = write(chunks, TEXT)
+    assert len(entry.chunks) > 50
+    # All of them are adjacent records of one pack, within one read: decompressed in one
+    # call, hashed in another, and handed on as one block.
+    assert list(chunks.read_stream(entry, rehash=True)) == [TEXT]
+    assert chunks.verify_entry(entry) == []
+
+
+def test_a_read_holding_an_uncompressed_chunk_comes_chunk_by_chunk(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store)
+    data = TEXT[:100_000] + random_bytes(20_000) + TEXT[100_000:200_000]
+    entry = write(chunks, data)
+    blocks = list(chunks.read_stream(entry))
+    assert b"".join(blocks) == data
+    assert [len(block) for block in blocks] == [ref.size for ref in entry.chunks]
+
+
+def test_a_damaged_compressed_chunk_is_named_though_its_read_is_decoded_at_once(
+    object_store: ObjectStore,
+) -> None:
+    chunks = ChunkStore(object_store)
+    entry = write(chunks, TEXT)
+    damage(chunks, entry.chunks[2].address)
+    with pytest.raises(CorruptDataError, match=r"File 'data/file\.bin' is corrupt: its chunk 3 of"):
+        b"".join(chunks.read_stream(entry))
+    problems = chunks.verify_entry(entry)
+    assert len(problems) == 1
+    assert problems[0].startswith("data/file.bin: its chunk 3 of")
+
+
+def test_decode_run_takes_only_zstd_records_that_decode_to_their_addresses() -> None:
+    codec = ChunkCodec()
+    pieces = [TEXT[start : start + 5000] for start in range(0, 20_000, 5000)]
+    blobs = [memoryview(codec.encode(piece)) for piece in pieces]
+    addresses = [chunk_address(piece) for piece in pieces]
+    sizes = [len(piece) for piece in pieces]
+    assert all(blob[0] == 1 for blob in blobs)  # zstd records
+    assert codec.decode_run(blobs, addresses, sizes) == b"".join(pieces)
+    # Anything else is left to decode() record by record, which says what is wrong.
+    raw = memoryview(ChunkCodec("none").encode(pieces[0]))
+    assert codec.decode_run([raw, *blobs[1:]], addresses, sizes) is None
+    assert codec.decode_run([memoryview(b""), *blobs[1:]], addresses, sizes) is None
+    for size in (0, MAX_CHUNK_SIZE + 1):
+        assert codec.decode_run(blobs, addresses, [size, *sizes[1:]]) is None
+    assert codec.decode_run(blobs, addresses, [sizes[0] + 1, *sizes[1:]]) is None
+    assert codec.decode_run(blobs, [addresses[1], *addresses[1:]], sizes) is None
 
 
 def test_reading_a_file_with_a_missing_chunk_names_the_path(object_store: ObjectStore) -> None:

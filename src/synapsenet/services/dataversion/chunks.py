@@ -34,7 +34,7 @@ from contextlib import AbstractContextManager, closing, nullcontext
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO, Final, NamedTuple, TypeVar
+from typing import BinaryIO, Final, NamedTuple, TypeVar, cast
 
 import blake3
 
@@ -48,7 +48,6 @@ from synapsenet.services.dataversion.chunking import (
     DEFAULT_CHUNKING,
     MAX_CHUNK_SIZE,
     ChunkingParams,
-    KiB,
     MiB,
     address_of_key,
     chunk_address,
@@ -89,7 +88,7 @@ _R = TypeVar("_R")
 # hand-offs cost 5% of its increments' time and 10% of its first version's.
 _BATCH_BYTES: Final = 1 * MiB
 # Reads take up to this much of a pack at a time.
-_SPAN_BYTES: Final = 512 * KiB
+_SPAN_BYTES: Final = 1 * MiB
 # Batches in flight to the compressing threads, at least two per thread. New chunks come
 # in bursts (an edited stretch of a file, then unchanged ones): with only two, the cutting
 # waits on the compression of a burst while the threads sit idle during the unchanged
@@ -599,7 +598,12 @@ class ChunkStore:
             yield _Span(pack_id, offset, length, chunks)
 
     def _read_span(self, entry: FileEntry, span: _Span) -> list[bytes | str]:
-        """The chunks of a span, or for each chunk that cannot be read, why (fsck wording)."""
+        """The bytes of a span's chunks, read and checked.
+
+        One block for the whole span if every record decodes to its chunk (the usual
+        case), else one outcome per chunk: its bytes, or why it cannot be read (fsck
+        wording).
+        """
         if span.pack_id is not None:
             key = pack_key(span.pack_id)
             try:
@@ -607,20 +611,33 @@ class ChunkStore:
             except NotFoundError:
                 pass  # the pack was collected meanwhile: find each chunk again
             else:
-                outcomes: list[bytes | str] = []
-                for index, location in span.chunks:
-                    assert location is not None
-                    start = location.offset - span.offset
-                    read = partial(
-                        self.decode_record,
-                        entry.chunks[index].address,
-                        blob[start : start + location.length],
-                        key,
-                        location.offset,
-                        location.length,
+                located = cast(list[tuple[int, Location]], span.chunks)  # all in the pack
+                records = [
+                    blob[location.offset - span.offset :][: location.length]
+                    for _index, location in located
+                ]
+                refs = [entry.chunks[index] for index, _location in located]
+                if len(blob) == span.length:
+                    run = self.codec.decode_run(
+                        records, [ref.address for ref in refs], [ref.size for ref in refs]
                     )
-                    outcomes.append(self._checked(entry, index, read))
-                return outcomes
+                    if run is not None:
+                        return [run]
+                return [
+                    self._checked(
+                        entry,
+                        index,
+                        partial(
+                            self.decode_record,
+                            entry.chunks[index].address,
+                            record,
+                            key,
+                            location.offset,
+                            location.length,
+                        ),
+                    )
+                    for (index, location), record in zip(located, records, strict=True)
+                ]
         return [
             self._checked(entry, index, partial(self.get, entry.chunks[index].address))
             for index, _location in span.chunks
@@ -654,7 +671,7 @@ class ChunkStore:
     def read_stream(
         self, entry: FileEntry, *, rehash: bool = False
     ) -> Generator[bytes, None, None]:
-        """Read a file back chunk by chunk, every chunk checked against its address.
+        """Read a file back in blocks, every chunk checked against its address.
 
         A file is its chunks back to back in the order its entry lists them (an entry's
         chunk sizes add up to its size), and the entry comes from a manifest read by its
@@ -666,15 +683,18 @@ class ChunkStore:
 
         Adjacent records of a pack are read together (about 1 MiB per read) and decoded on
         ``workers`` threads, a bounded number of reads ahead; ``close()`` the generator to
-        stop early. The whole-file check can only fail after the last chunk was yielded,
-        so write to a temporary file and keep it only once the generator is exhausted.
+        stop early. A read's chunks are decompressed in one call and hashed in another,
+        each releasing the GIL once, and come as one block (a block per chunk where one
+        is not zstd-compressed, or to find which one is damaged). The whole-file check can
+        only fail after the last block was yielded, so write to a temporary file and keep
+        it only once the generator is exhausted.
 
         Args:
             entry: The file to read.
             rehash: Also check the whole file's hash.
 
         Yields:
-            The file's bytes, one chunk at a time.
+            The file's bytes: blocks of one or more whole chunks, of about 2 MiB at most.
 
         Raises:
             CorruptDataError: Naming the path (and the chunk), if a chunk is missing or
