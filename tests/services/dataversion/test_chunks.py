@@ -543,15 +543,17 @@ def test_compressed_chunks_read_together_come_as_one_checked_block(
     assert chunks.verify_entry(entry) == []
 
 
-def test_a_read_holding_an_uncompressed_chunk_comes_chunk_by_chunk(
+def test_a_read_of_compressed_and_uncompressed_chunks_comes_as_one_block(
     object_store: ObjectStore,
 ) -> None:
     chunks = ChunkStore(object_store)
     data = TEXT[:100_000] + random_bytes(20_000) + TEXT[100_000:200_000]
     entry = write(chunks, data)
-    blocks = list(chunks.read_stream(entry))
-    assert b"".join(blocks) == data
-    assert [len(block) for block in blocks] == [ref.size for ref in entry.chunks]
+    assert list(chunks.read_stream(entry, rehash=True)) == [data]
+    assert list(ChunkStore(object_store, compression="none").read_stream(entry)) == [data]
+    other = TEXT.replace(b"user_", b"name_")  # no chunk in common with data
+    plain = write(ChunkStore(object_store, compression="none"), other, "data/plain.csv")
+    assert list(chunks.read_stream(plain)) == [other]
 
 
 def test_a_damaged_compressed_chunk_is_named_though_its_read_is_decoded_at_once(
@@ -577,8 +579,13 @@ def test_decode_run_takes_only_zstd_records_that_decode_to_their_addresses() -> 
     assert codec.decode_run(blobs, addresses, sizes) == b"".join(pieces)
     # Anything else is left to decode() record by record, which says what is wrong.
     raw = memoryview(ChunkCodec("none").encode(pieces[0]))
-    assert codec.decode_run([raw, *blobs[1:]], addresses, sizes) is None
+    assert raw[0] == 0
+    assert codec.decode_run([raw, *blobs[1:]], addresses, sizes) == b"".join(pieces)
+    assert codec.decode_run([raw], addresses[:1], sizes[:1]) == pieces[0]
+    assert codec.decode_run([raw[:-1], *blobs[1:]], addresses, sizes) is None  # cut short
     assert codec.decode_run([memoryview(b""), *blobs[1:]], addresses, sizes) is None
+    unknown = memoryview(b"\x07" + pieces[0])
+    assert codec.decode_run([unknown, *blobs[1:]], addresses, sizes) is None
     for size in (0, MAX_CHUNK_SIZE + 1):
         assert codec.decode_run(blobs, addresses, [size, *sizes[1:]]) is None
     assert codec.decode_run(blobs, addresses, [sizes[0] + 1, *sizes[1:]]) is None
@@ -603,12 +610,13 @@ def test_a_wrong_whole_file_hash_is_detected_after_the_last_chunk_when_rehashing
     object_store: ObjectStore,
 ) -> None:
     chunks = ChunkStore(object_store)
-    entry = write(chunks, random_bytes(20_000))
+    data = random_bytes(20_000)
+    entry = write(chunks, data)
     wrong = FileEntry(entry.path, entry.size, EMPTY_BLAKE3, entry.chunks)
     received: list[bytes] = []
     with pytest.raises(CorruptDataError, match=f"not the recorded {EMPTY_BLAKE3}"):
         received.extend(chunks.read_stream(wrong, rehash=True))
-    assert len(received) == len(entry.chunks)
+    assert b"".join(received) == data  # every byte, then the error
     # Without rehash the chunks, checked against their addresses, are the bytes.
     assert b"".join(chunks.read_stream(wrong)) == b"".join(chunks.read_stream(entry))
     assert chunks.verify_entry(wrong) == [
@@ -628,13 +636,16 @@ def test_a_chunk_whose_size_differs_from_the_manifest_is_reported(
 def test_a_closed_read_stops_fetching_ahead(local_store: LocalObjectStore) -> None:
     recording = RecordingStore(local_store)
     chunks = ChunkStore(recording, workers=2, compression="none")
-    entry = write(chunks, random_bytes(8 * MiB))  # read ~512 KiB of a pack at a time
+    data = random_bytes(16 * MiB)
+    entry = write(chunks, data)  # read ~1 MiB of a pack at a time
     reader = chunks.read_stream(entry)
-    assert next(reader) == chunks.get(entry.chunks[0].address)
+    first = next(reader)
+    assert first == data[: len(first)]
+    assert len(first) > entry.chunks[0].size  # a whole read's chunks in one block
     reader.close()
     fetched = recording.gets
-    assert fetched <= 2 * 2 + 2  # the read-ahead window, plus the get above
-    assert fetched < 8
+    assert fetched <= 2 * 2 + 1  # the read-ahead window
+    assert fetched < 16
     assert list(reader) == []
     assert recording.gets == fetched
 

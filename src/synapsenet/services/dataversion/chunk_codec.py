@@ -145,10 +145,10 @@ class ChunkCodec:
     ) -> bytes | None:
         """The raw chunks of ``blobs``, back to back, if every one decodes to its address.
 
-        The fast path of reading adjacent records: one call decompresses them all and one
-        hashes them all, each releasing the GIL once for the run instead of twice per
-        chunk. Only runs of zstd records are taken, decompressed to the ``sizes`` the
-        caller expects (the frame headers are not trusted for that).
+        The fast path of reading adjacent records: one call decompresses every zstd record
+        and one hashes every chunk, each releasing the GIL once for the run instead of
+        twice per chunk. Frames are decompressed to the ``sizes`` the caller expects (their
+        headers are not trusted for that).
 
         Args:
             blobs: Stored forms, each with its codec byte.
@@ -156,22 +156,34 @@ class ChunkCodec:
             sizes: Their raw sizes.
 
         Returns:
-            The chunks' bytes; None if a record is not zstd, does not decode or decodes
-            to other bytes than its address's: :meth:`decode` each then, to learn which.
+            The chunks' bytes; None if a record has no known codec byte, does not decode
+            or decodes to other bytes than its address's: :meth:`decode` each then, to
+            learn which.
         """
-        if not all(blob and blob[0] == _ZSTD for blob in blobs):
-            return None
         if not all(0 < size <= MAX_CHUNK_SIZE for size in sizes):
             return None
-        try:
-            decoded = self._decompressor().multi_decompress_to_buffer(
-                [blob[1:] for blob in blobs], decompressed_sizes=array("Q", sizes).tobytes()
-            )
-        except zstandard.ZstdError:
-            return None
-        # zstd fails a frame that decodes to another size than given. Segments export the
-        # buffer protocol (their stub does not say so).
-        data = b"".join(cast(list[bytes], [decoded[i] for i in range(len(decoded))]))
+        pieces: list[bytes | memoryview] = []
+        frames: list[int] = []  # the positions of the zstd records
+        for position, (blob, size) in enumerate(zip(blobs, sizes, strict=True)):
+            codec = blob[0] if blob else None
+            if codec == _ZSTD:
+                frames.append(position)
+            elif codec != _RAW or len(blob) - 1 != size:
+                return None
+            pieces.append(blob[1:])
+        if frames:
+            try:
+                decoded = self._decompressor().multi_decompress_to_buffer(
+                    [pieces[position] for position in frames],
+                    decompressed_sizes=array("Q", [sizes[p] for p in frames]).tobytes(),
+                )
+            except zstandard.ZstdError:
+                return None
+            # zstd fails a frame that decodes to another size than given. Segments export
+            # the buffer protocol (their stub does not say so).
+            for number, position in enumerate(frames):
+                pieces[position] = cast(bytes, decoded[number])
+        data = b"".join(pieces)
         if addresses(data, 0, sizes) != list(expected):
             return None
         return data
