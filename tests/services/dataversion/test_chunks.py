@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from synapsenet.core.storage import LocalObjectStore, ObjectData, ObjectInfo, ObjectStore
 from synapsenet.errors import InvalidError, NotFoundError, UnavailableError
-from synapsenet.services.dataversion.chunk_codec import ChunkCodec
+from synapsenet.services.dataversion.chunk_codec import ChunkCodec, Compression
 from synapsenet.services.dataversion.chunking import (
     MAX_CHUNK_SIZE,
     ChunkingParams,
@@ -567,6 +567,25 @@ def test_a_damaged_compressed_chunk_is_named_though_its_read_is_decoded_at_once(
     problems = chunks.verify_entry(entry)
     assert len(problems) == 1
     assert problems[0].startswith("data/file.bin: its chunk 3 of")
+
+
+@pytest.mark.parametrize("compression", ["zstd", "none"])
+def test_encode_many_gives_what_encode_gives_chunk_by_chunk(compression: Compression) -> None:
+    codec = ChunkCodec(compression)
+    raws: list[bytes | memoryview] = [
+        TEXT[:5000],
+        memoryview(random_bytes(3000)),  # incompressible: stored raw
+        memoryview(TEXT)[5000:9000],
+        b"x",
+    ]
+    stored = codec.encode_many(raws)
+    assert stored == [codec.encode(raw) for raw in raws]
+    assert [blob[0] for blob in stored] == ([1, 0, 1, 0] if compression == "zstd" else [0] * 4)
+    assert [
+        codec.decode(chunk_address(raw), blob, "here")
+        for raw, blob in zip(raws, stored, strict=True)
+    ] == [bytes(raw) for raw in raws]
+    assert codec.encode_many([]) == []
 
 
 def test_decode_run_takes_only_zstd_records_that_decode_to_their_addresses() -> None:

@@ -86,16 +86,35 @@ class ChunkCodec:
     def encode(self, raw: bytes | memoryview) -> bytes:
         """The stored form of the raw chunk ``raw``."""
         if self.compression == "zstd":
-            compressor: zstandard.ZstdCompressor | None = getattr(
-                self._contexts, "compressor", None
-            )
-            if compressor is None:
-                compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
-                self._contexts.compressor = compressor
-            compressed = compressor.compress(raw)
+            compressed = self._compressor().compress(raw)
             if len(compressed) < len(raw):
                 return bytes((_ZSTD,)) + compressed
         return bytes((_RAW,)) + raw
+
+    def encode_many(self, raws: Sequence[bytes | memoryview]) -> list[bytes]:
+        """The stored forms of ``raws``, as :meth:`encode` gives them, compressed in one call.
+
+        One call releases the GIL once for all of them instead of once per chunk.
+        """
+        if self.compression == "none" or not raws:
+            return [bytes((_RAW,)) + raw for raw in raws]
+        compressed = self._compressor().multi_compress_to_buffer(list(raws))
+        stored = []
+        for number, raw in enumerate(raws):
+            frame = compressed[number]
+            # Segments export the buffer protocol (their stub does not say so).
+            if len(frame) < len(raw):
+                stored.append(bytes((_ZSTD,)) + cast(bytes, frame))
+            else:
+                stored.append(bytes((_RAW,)) + raw)
+        return stored
+
+    def _compressor(self) -> zstandard.ZstdCompressor:
+        compressor: zstandard.ZstdCompressor | None = getattr(self._contexts, "compressor", None)
+        if compressor is None:
+            compressor = zstandard.ZstdCompressor(level=self.level, write_content_size=True)
+            self._contexts.compressor = compressor
+        return compressor
 
     def decode(self, address: str, blob: bytes | memoryview, where: str, **extra: Any) -> bytes:
         """Decode a stored chunk and check it against its address.

@@ -514,9 +514,12 @@ class ChunkStore:
         condemned = self._condemned()
 
         def encode(batch: _CutBatch) -> tuple[list[Record], list[int]]:
-            encoded = self.codec.encode
+            stored = self.codec.encode_many([raw for raw, _ref in batch.fresh])
             # The reference's size, not len(raw) again: one int per chunk, held by both.
-            records = [Record(ref.address, ref.size, encoded(raw)) for raw, ref in batch.fresh]
+            records = [
+                Record(ref.address, ref.size, blob)
+                for (_raw, ref), blob in zip(batch.fresh, stored, strict=True)
+            ]
             return records, batch.sizes
 
         def described(
