@@ -1029,9 +1029,11 @@ class FailingStream(io.RawIOBase):
 def test_a_read_error_midway_through_a_pack_stores_nothing(
     object_store: ObjectStore, workers: int
 ) -> None:
-    chunks = ChunkStore(object_store, workers=workers, pack_size=MiB)
+    # Packs of 1.5 MiB, that end inside a 1 MiB batch of records, and past the batches in
+    # flight (4 MiB): packs are written and one is being written when the read fails.
+    chunks = ChunkStore(object_store, workers=workers, pack_size=3 * MiB // 2)
     with pytest.raises(OSError, match="Input/output error"):
-        chunks.write_stream("f", cast(BinaryIO, FailingStream(2 * MiB + 300_000)))
+        chunks.write_stream("f", cast(BinaryIO, FailingStream(8 * MiB + 300_000)))
     assert list(object_store.list()) == []
 
 
