@@ -54,6 +54,13 @@ class CorruptDataError(SynapseNetError):
         self.problem = problem
 
 
+def _stored(raw: bytes | memoryview, compressed: bytes | None) -> bytes:
+    """The stored form of ``raw``: ``compressed`` (a zstd frame) if that is smaller."""
+    if compressed is not None and len(compressed) < len(raw):
+        return bytes((_ZSTD,)) + compressed
+    return bytes((_RAW,)) + raw
+
+
 class ChunkCodec:
     """Encodes chunks to their stored form and decodes and verifies them. Thread-safe.
 
@@ -85,11 +92,9 @@ class ChunkCodec:
 
     def encode(self, raw: bytes | memoryview) -> bytes:
         """The stored form of the raw chunk ``raw``."""
-        if self.compression == "zstd":
-            compressed = self._compressor().compress(raw)
-            if len(compressed) < len(raw):
-                return bytes((_ZSTD,)) + compressed
-        return bytes((_RAW,)) + raw
+        if self.compression == "none":
+            return _stored(raw, None)
+        return _stored(raw, self._compressor().compress(raw))
 
     def encode_many(self, raws: Sequence[bytes | memoryview]) -> list[bytes]:
         """The stored forms of ``raws``, as :meth:`encode` gives them, compressed in one call.
@@ -97,17 +102,10 @@ class ChunkCodec:
         One call releases the GIL once for all of them instead of once per chunk.
         """
         if self.compression == "none" or not raws:
-            return [bytes((_RAW,)) + raw for raw in raws]
+            return [_stored(raw, None) for raw in raws]
         compressed = self._compressor().multi_compress_to_buffer(list(raws))
-        stored = []
-        for number, raw in enumerate(raws):
-            frame = compressed[number]
-            # Segments export the buffer protocol (their stub does not say so).
-            if len(frame) < len(raw):
-                stored.append(bytes((_ZSTD,)) + cast(bytes, frame))
-            else:
-                stored.append(bytes((_RAW,)) + raw)
-        return stored
+        # Segments export the buffer protocol (their stub does not say so).
+        return [_stored(raw, cast(bytes, compressed[number])) for number, raw in enumerate(raws)]
 
     def _compressor(self) -> zstandard.ZstdCompressor:
         compressor: zstandard.ZstdCompressor | None = getattr(self._contexts, "compressor", None)

@@ -687,8 +687,8 @@ class ChunkStore:
         Adjacent records of a pack are read together (about 1 MiB per read) and decoded on
         ``workers`` threads, a bounded number of reads ahead; ``close()`` the generator to
         stop early. A read's chunks are decompressed in one call and hashed in another,
-        each releasing the GIL once, and come as one block (a block per chunk where one
-        is not zstd-compressed, or to find which one is damaged). The whole-file check can
+        each releasing the GIL once, and come as one block (a read with a damaged, missing
+        or unknown record is decoded chunk by chunk, to name it). The whole-file check can
         only fail after the last block was yielded, so write to a temporary file and keep
         it only once the generator is exhausted.
 
@@ -697,7 +697,8 @@ class ChunkStore:
             rehash: Also check the whole file's hash.
 
         Yields:
-            The file's bytes: blocks of one or more whole chunks, of about 2 MiB at most.
+            The file's bytes: blocks of one or more whole chunks, a read's worth each (about
+            1 MiB of stored records, so more bytes where they compress well).
 
         Raises:
             CorruptDataError: Naming the path (and the chunk), if a chunk is missing or
